@@ -1,0 +1,1 @@
+"""Textual consoles for duty lawyers, supervisors and schedulers (see issue 4)."""

@@ -1,0 +1,5 @@
+"""``python -m hotline`` runs the CLI."""
+
+from hotline.cli import run
+
+run()

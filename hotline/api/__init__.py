@@ -1,0 +1,1 @@
+"""The HTTP + WebSocket API (FastAPI); only this package imports FastAPI."""

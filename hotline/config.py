@@ -1,0 +1,267 @@
+"""Settings: ``hotline.toml`` overlaid by ``HOTLINE_*`` environment variables, validated once.
+
+Precedence, lowest first: built-in defaults → the config file → environment variables. The
+file is ``--config PATH``, else ``$HOTLINE_CONFIG``, else ``./hotline.toml`` when it exists;
+with none of them the embedded defaults run the whole hotline (SQLite in ``var/``).
+
+An environment variable names a key as ``HOTLINE_<SECTION>_<KEY>`` in upper case, e.g.
+``HOTLINE_API_PORT=8400`` or ``HOTLINE_DATABASE_URL=postgresql://...``; top-level keys drop the
+section (``HOTLINE_TIMEZONE``). Values are parsed like TOML values would be (``8400`` is an
+int, ``true`` a bool, ``["a","b"]`` a list). Relative paths are resolved against the config
+file's folder, or the working directory when there is no file.
+
+Every problem becomes a :class:`~hotline.errors.ConfigError` naming the key, the bad value,
+where it came from and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hotline.domain import Language, QueueStrategy
+from hotline.errors import ConfigError
+
+ENV_PREFIX = "HOTLINE_"
+# Environment variables with our prefix that are not configuration keys.
+_ENV_RESERVED = ("HOTLINE_CONFIG", "HOTLINE_TEST_")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    """The ledger's database."""
+
+    url: str = "sqlite:///var/hotline.db"
+    echo: bool = False
+
+
+class SipSettings(_Section):
+    """The SIP front callers and trunks dial (Kamailio from the telephony issue)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5060, ge=1, le=65535)
+    transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
+
+
+class ApiSettings(_Section):
+    """The HTTP + WebSocket API for consoles."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8348, ge=1, le=65535)
+
+
+class PathSettings(_Section):
+    """Data folders; relative paths are resolved against the config file's folder."""
+
+    var: Path = Path("var")
+    recordings: Path = Path("recordings")
+    flows: Path = Path("ivr_flows")
+    models: Path = Path("models")
+
+
+class IvrSettings(_Section):
+    """How flows run and prompts are made."""
+
+    default_flow: str = "main"
+    tts_voice: str = "cmn"
+    tts_words_per_minute: int = Field(150, ge=80, le=400)
+    prompt_sample_rate: Literal[8000, 16000] = 8000
+    max_flow_file_bytes: int = Field(1_000_000, ge=1_000, le=50_000_000)
+
+
+class CallerSettings(_Section):
+    """Caller facts the flows can branch on."""
+
+    repeat_window_days: int = Field(30, ge=1, le=3650)
+
+
+class QueueSettings(_Section):
+    """One ACD queue; behaviour arrives with the queue issue, flows reference it now."""
+
+    name: str
+    skills: tuple[str, ...] = ()
+    languages: tuple[Language, ...] = (Language.MANDARIN,)
+    strategy: QueueStrategy = QueueStrategy.LONGEST_IDLE_AGENT
+    max_wait: int = Field(300, ge=10, le=7200)
+    wrap_up: int = Field(30, ge=0, le=1800)
+    overflow: str | None = None
+
+
+def _default_queues() -> dict[str, QueueSettings]:
+    q = QueueSettings
+    return {
+        "general": q(name="综合咨询", skills=("general",)),
+        "labor": q(name="劳动争议", skills=("labor",), overflow="general"),
+        "marriage_family": q(name="婚姻家庭", skills=("marriage_family",), overflow="general"),
+        "contract": q(name="合同纠纷", skills=("contract",), overflow="general"),
+        "legal_aid": q(name="法律援助", skills=("legal_aid",), overflow="general"),
+        "mediation": q(name="人民调解", skills=("mediation",), overflow="general"),
+        "sme": q(name="中小企业法律服务", skills=("sme",), overflow="general"),
+        "dialect": q(name="方言坐席", skills=("general",),
+                     languages=(Language.HUBEI, Language.SOUTHWESTERN), overflow="general"),
+    }
+
+
+def _default_lines() -> dict[str, str]:
+    return {"12348": "main", "12348-8": "sme"}
+
+
+class Settings(_Section):
+    """The whole configuration; see ``docs/hotline.toml`` for every key documented."""
+
+    timezone: str = "Asia/Shanghai"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: DatabaseSettings = DatabaseSettings()
+    sip: SipSettings = SipSettings()
+    api: ApiSettings = ApiSettings()
+    paths: PathSettings = PathSettings()
+    ivr: IvrSettings = IvrSettings()
+    callers: CallerSettings = CallerSettings()
+    queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
+    lines: dict[str, str] = Field(default_factory=_default_lines)
+    # Where relative paths were resolved from; not a configuration key.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("tz") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The hotline's local time zone (schedules, holidays, reports)."""
+        return ZoneInfo(self.timezone)
+
+    def path(self, name: Literal["var", "recordings", "flows", "models"]) -> Path:
+        """An absolute data folder."""
+        p: Path = getattr(self.paths, name)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL with a relative SQLite path made absolute."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rel = url[len(prefix):]
+            if rel != ":memory:" and not rel.startswith("file:"):
+                return prefix + str((self.base_dir / rel).resolve())
+        return url
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Parse an environment value the way a TOML value would read."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Map HOTLINE_* variables onto keys; return (overrides, key → variable name)."""
+    sections = {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+    }
+    overrides: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or var.startswith(_ENV_RESERVED):
+            continue
+        name = var[len(ENV_PREFIX):].lower()
+        placed = False
+        for section, model in sections.items():
+            key = name[len(section) + 1:]
+            if name.startswith(section + "_") and key in model.model_fields:
+                overrides.setdefault(section, {})[key] = _parse_env_value(raw)
+                origin[f"{section}.{key}"] = var
+                placed = True
+                break
+        if not placed:
+            if name in Settings.model_fields and name not in sections and name != "base_dir":
+                overrides[name] = _parse_env_value(raw)
+                origin[name] = var
+            else:
+                raise ConfigError("config.unknown_env", var=var)
+    return overrides, origin
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None,
+                     environ: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None for the embedded defaults."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("HOTLINE_CONFIG"):
+        return Path(environ["HOTLINE_CONFIG"])
+    local = Path("hotline.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError on the first bad key."""
+    env = os.environ if environ is None else environ
+    path = find_config_file(config, env)
+    data: dict[str, Any] = {}
+    origin_file = "默认值"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("config.file_missing", path=str(path)) from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError("config.file_syntax", path=str(path), detail=str(exc)) from None
+        origin_file = str(path)
+    overrides, origin_env = _env_overrides(env)
+    merged = _merge(data, overrides)
+    base = path.resolve().parent if path is not None else Path.cwd()
+    try:
+        return Settings.model_validate({**merged, "base_dir": base})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        source = next((v for k, v in origin_env.items() if key.startswith(k)), origin_file)
+        from hotline.i18n import expectation
+
+        raise ConfigError(
+            "config.invalid_value",
+            key=key,
+            value=_show(err.get("input")),
+            source=source,
+            expected=expectation(err),
+        ) from None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{…}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

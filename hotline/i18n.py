@@ -1,0 +1,105 @@
+"""Chinese (zh-CN) wording for error codes; only the edges call this.
+
+The core raises :class:`~hotline.errors.HotlineError` with a code and params; the CLI, the API
+and the console render them here so one code always reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+MESSAGES: dict[str, str] = {
+    "hotline.error": "内部错误",
+    # configuration
+    "config.invalid": "配置无效",
+    "config.invalid_value": "配置错误: {key} = {value} (来自 {source}): {expected}",
+    "config.unknown_env": "配置错误: 环境变量 {var} 不对应任何配置项",
+    "config.file_missing": "配置错误: 找不到配置文件 {path}",
+    "config.file_syntax": "配置错误: {path} 不是有效的 TOML: {detail}",
+    "config.unknown_flow": "配置错误: lines.{line} = {flow!r}: 没有这个呼叫流程 (现有: {known})",
+    "config.unknown_queue": "配置错误: queues.{queue}.overflow = {target!r}: 没有这个队列",
+    # flows
+    "flow.invalid": "呼叫流程有 {count} 处问题",
+    "flow.not_found": "找不到呼叫流程 {flow!r} (现有: {known})",
+    "flow.path_missing": "找不到路径 {path}",
+    # storage
+    "store.error": "数据库错误: {detail}",
+    "store.unreachable": "无法连接数据库 {url}: {detail}",
+    "store.outdated": "数据库结构不是最新版本 (当前 {current}, 需要 {head}); 请运行 hotline db upgrade",
+    "store.not_found": "找不到{what} {key}",
+    "store.conflict": "{what} {key} 已存在",
+    "store.bad_url": "数据库地址无效 {url}: {detail}",
+    "store.integrity": "数据不符合数据库约束: {detail}",
+    # users and auth
+    "auth.denied": "无权执行此操作",
+    "auth.bad_password": "密码不符合要求: {reason}",
+    "auth.bad_skill": "技能格式应为 代码:熟练度(1-5), 例如 labor:4, 实际为 {value!r}",
+    "auth.bad_credentials": "工号或密码错误",
+    "auth.disabled": "账号 {work_id} 已停用",
+    "auth.password_mismatch": "两次输入的密码不一致",
+    # domain values
+    "domain.bad_value": "{field} {value!r} 无效: {expected}",
+    # tools
+    "tool.failed": "{tool} 执行失败: {detail}",
+    "tool.missing": "找不到程序 {tool}; 请安装 Debian 软件包 {package} (make run 会自动安装)",
+    # simulation
+    "sim.bad_time": "--at 时间格式应为 2026-12-31T23:30, 实际为 {value!r}",
+    "sim.bad_script": "--digits 中的 {token!r} 无效: 只能是按键 0-9 * #、静音 _ 或挂机 !",
+}
+
+
+def render(code: str, params: Mapping[str, Any]) -> str:
+    """The Chinese message for an error code; unknown codes still show the code."""
+    template = MESSAGES.get(code)
+    if template is None:
+        return f"{code} {dict(params)}" if params else code
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return f"{template} {dict(params)}"
+
+
+def expectation(err: Mapping[str, Any]) -> str:
+    """Turn one pydantic error into a Chinese "what was expected" phrase."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    simple = {
+        "missing": "缺少必填项",
+        "extra_forbidden": "未知的配置项",
+        "int_type": "应为整数",
+        "int_parsing": "应为整数",
+        "int_from_float": "应为整数",
+        "float_type": "应为数字",
+        "float_parsing": "应为数字",
+        "bool_type": "应为 true 或 false",
+        "bool_parsing": "应为 true 或 false",
+        "string_type": "应为字符串",
+        "list_type": "应为列表",
+        "tuple_type": "应为列表",
+        "dict_type": "应为映射 (键: 值)",
+        "model_type": "应为映射 (键: 值)",
+        "model_attributes_type": "应为映射 (键: 值)",
+        "path_type": "应为路径字符串",
+        "string_too_short": "不能为空",
+        "value_error": "值无效",
+    }
+    if kind == "greater_than_equal":
+        return f"应 ≥ {ctx.get('ge')}"
+    if kind == "greater_than":
+        return f"应 > {ctx.get('gt')}"
+    if kind == "less_than_equal":
+        return f"应 ≤ {ctx.get('le')}"
+    if kind == "less_than":
+        return f"应 < {ctx.get('lt')}"
+    if kind in ("literal_error", "enum"):
+        return "应为以下之一: " + str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+    if kind == "value_error" and str(ctx.get("error", "")) == "tz":
+        return "应为 IANA 时区名, 例如 Asia/Shanghai"
+    if kind == "value_error" and ctx.get("error"):
+        return str(ctx["error"])
+    return simple.get(kind, str(err.get("msg", kind)))
+
+MESSAGES.update({
+    "serve.port_busy": "无法监听 {host}:{port}: {detail} (端口可能已被占用; 可用 HOTLINE_API_PORT 换一个)",
+})
