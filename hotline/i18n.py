@@ -26,7 +26,8 @@ MESSAGES: dict[str, str] = {
     # storage
     "store.error": "数据库错误: {detail}",
     "store.unreachable": "无法连接数据库 {url}: {detail}",
-    "store.outdated": "数据库结构不是最新版本 (当前 {current}, 需要 {head}); 请运行 hotline db upgrade",
+    "store.outdated": ("数据库结构不是最新版本 (当前 {current}, 需要 {head}); "
+                       "请运行 hotline db upgrade"),
     "store.not_found": "找不到{what} {key}",
     "store.conflict": "{what} {key} 已存在",
     "store.bad_url": "数据库地址无效 {url}: {detail}",
@@ -93,7 +94,8 @@ def expectation(err: Mapping[str, Any]) -> str:
     if kind == "less_than":
         return f"应 < {ctx.get('lt')}"
     if kind in ("literal_error", "enum"):
-        return "应为以下之一: " + str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return "应为以下之一: " + expected
     if kind == "value_error" and str(ctx.get("error", "")) == "tz":
         return "应为 IANA 时区名, 例如 Asia/Shanghai"
     if kind == "value_error" and ctx.get("error"):
@@ -101,5 +103,6 @@ def expectation(err: Mapping[str, Any]) -> str:
     return simple.get(kind, str(err.get("msg", kind)))
 
 MESSAGES.update({
-    "serve.port_busy": "无法监听 {host}:{port}: {detail} (端口可能已被占用; 可用 HOTLINE_API_PORT 换一个)",
+    "serve.port_busy": ("无法监听 {host}:{port}: {detail} "
+                        "(端口可能已被占用; 可用 HOTLINE_API_PORT 换一个)"),
 })

@@ -82,8 +82,8 @@ async def run(settings: Settings) -> None:
         config = uvicorn.Config(create_app(status), log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)
-        # uvicorn installs its own signal handlers in serve(); we own signals here.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn captures SIGINT/SIGTERM while serving; the handlers added below, once it
+        # has started, replace its own, so the server (not uvicorn) decides how to stop.
         api_task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not api_task.done():
             await asyncio.sleep(0.02)

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from hotline.config import Settings, load_settings
-from hotline.errors import ConfigError, HotlineError
+from hotline.errors import ConfigError, FlowError, HotlineError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         return EXIT_USAGE
+    except FlowError as exc:
+        for problem in exc.problems:
+            click.echo(problem.render(), err=True)
+        click.echo(f"错误: {exc}", err=True)
+        return EXIT_FAILURE
     except HotlineError as exc:
         click.echo(f"错误: {exc}", err=True)
         return EXIT_FAILURE

@@ -25,8 +25,6 @@ def _load(app: AppContext, path: str | None) -> FlowSet:
     root = Path(path) if path else app.settings.path("flows")
     sets, problems = check_paths([root], app.settings)
     if problems:
-        for p in problems:
-            click.echo(p.render(), err=True)
         raise FlowError(problems)
     return sets[0]
 
@@ -51,7 +49,8 @@ def check(app: AppContext, paths: tuple[Path, ...]) -> None:
 
 @flows.command("simulate")
 @click.argument("flow")
-@click.option("--digits", default="", help='按键脚本, 如 "1 0"; _ 表示静音, ! 表示挂机, ^0 表示在提示音中按 0')
+@click.option("--digits", default="",
+              help='按键脚本, 如 "1 0"; _ 表示静音, ! 表示挂机, ^0 表示在提示音中按 0')
 @click.option("--at", "at", default=None, help="模拟的来电时间, 如 2026-12-31T23:30 (默认现在)")
 @click.option("--caller", default="13800000000", show_default=True, help="来电号码")
 @click.option("--silence", is_flag=True, help="来电人始终不按键")

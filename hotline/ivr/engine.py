@@ -602,18 +602,7 @@ def _mask(value: str) -> str:
 def _holds(actual: Any, cond: Any) -> bool:
     """Evaluate one ``branch`` condition (scalar equality, list membership, or operators)."""
     if isinstance(cond, dict):
-        checks = {
-            "eq": lambda v: actual == v,
-            "ne": lambda v: actual != v,
-            "in": lambda v: actual in v,
-            "not_in": lambda v: actual not in v,
-            "gt": lambda v: _num(actual) is not None and _num(actual) > v,  # type: ignore[operator]
-            "gte": lambda v: _num(actual) is not None and _num(actual) >= v,  # type: ignore[operator]
-            "lt": lambda v: _num(actual) is not None and _num(actual) < v,  # type: ignore[operator]
-            "lte": lambda v: _num(actual) is not None and _num(actual) <= v,  # type: ignore[operator]
-            "exists": lambda v: (actual not in (None, "", [])) == bool(v),
-        }
-        return all(checks[op](value) for op, value in cond.items())
+        return all(_holds_op(actual, op, value) for op, value in cond.items())
     if isinstance(cond, list):
         if isinstance(actual, list):
             return any(item in actual for item in cond)
@@ -621,6 +610,25 @@ def _holds(actual: Any, cond: Any) -> bool:
     if isinstance(actual, list):
         return cond in actual
     return bool(actual == cond)
+
+
+def _holds_op(actual: Any, op: str, value: Any) -> bool:
+    if op == "eq":
+        return bool(actual == value)
+    if op == "ne":
+        return bool(actual != value)
+    if op == "in":
+        return bool(actual in value)
+    if op == "not_in":
+        return bool(actual not in value)
+    if op == "exists":
+        return (actual not in (None, "", [])) == bool(value)
+    number = _num(actual)
+    if number is None:
+        return False
+    limit = float(value)
+    return {"gt": number > limit, "gte": number >= limit, "lt": number < limit,
+            "lte": number <= limit}.get(op, False)
 
 
 def _num(value: Any) -> float | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hotline.ivr import schema as s
 from hotline.ivr.validate import edges
 
@@ -12,7 +14,7 @@ _LABELS = {"next": "", "otherwise": "其他/超时", "open": "服务时间", "cl
 
 def _summary(node: s.Node) -> str:
     spec = node.spec
-    detail = {
+    detail: Callable[[], str] | None = {
         "play": lambda: ", ".join(spec.prompt) or spec.file or f"「{(spec.say or '')[:12]}」",
         "gather": lambda: ", ".join(spec.prompt) + (f" → {spec.store}" if spec.store else ""),
         "enqueue": lambda: spec.queue or ",".join(spec.skills),

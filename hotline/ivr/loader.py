@@ -56,10 +56,10 @@ class Document:
             probe = probe[:-1]
         return (1, 1)
 
-    def problem(self, path: Path_, where: str, code: str, *, at_key: bool = False,
+    def problem(self, at: Path_, where: str, code: str, /, *, at_key: bool = False,
                 **params: Any) -> Problem:
-        """A problem located at ``path`` (at its key rather than its value with ``at_key``)."""
-        line, col = self.where(path, key=at_key)
+        """A problem located at path ``at`` (at its key rather than its value with ``at_key``)."""
+        line, col = self.where(at, key=at_key)
         return Problem(self.file, line, col, where, code, dict(params))
 
 
@@ -92,7 +92,7 @@ def _build(doc: Document, node: yaml.Node, path: Path_, problems: list[Problem])
             if key in out:
                 line, col = _pos(key_node)
                 problems.append(Problem(doc.file, line, col, _dotted(child),
-                                        "flow.duplicate_key", key=key))
+                                        "flow.duplicate_key", {"key": key}))
                 continue
             doc.key_pos[child] = _pos(key_node)
             out[key] = _build(doc, value_node, child, problems)
@@ -117,9 +117,9 @@ def parse_text(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         detail = exc.problem or exc.context or "语法错误"
-        return None, [Problem(file, line, col, "yaml", "flow.yaml_syntax", detail=detail)]
+        return None, [Problem(file, line, col, "yaml", "flow.yaml_syntax", {"detail": detail})]
     except yaml.YAMLError as exc:
-        return None, [Problem(file, 1, 1, "yaml", "flow.yaml_syntax", detail=str(exc))]
+        return None, [Problem(file, 1, 1, "yaml", "flow.yaml_syntax", {"detail": str(exc)})]
     if root is None:
         return None, [Problem(file, 1, 1, "yaml", "flow.empty_file")]
     try:
@@ -128,7 +128,7 @@ def parse_text(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [Problem(file, line, col, "yaml", "flow.yaml_syntax",
-                              detail=getattr(exc, "problem", None) or str(exc))]
+                              {"detail": getattr(exc, "problem", None) or str(exc)})]
     return doc, problems
 
 
@@ -139,12 +139,12 @@ def read_file(path: Path, *, max_bytes: int, display: str | None = None,
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            return None, [Problem(name, 1, 1, "file", "flow.too_large", size=size,
-                                  limit=max_bytes)]
+            return None, [Problem(name, 1, 1, "file", "flow.too_large",
+                                  {"size": size, "limit": max_bytes})]
         raw = path.read_bytes()
     except OSError as exc:
         return None, [Problem(name, 1, 1, "file", "flow.unreadable",
-                              detail=exc.strerror or str(exc))]
+                              {"detail": exc.strerror or str(exc)})]
     if not raw.strip():
         return None, [Problem(name, 1, 1, "file", "flow.empty_file")]
     try:
@@ -153,7 +153,7 @@ def read_file(path: Path, *, max_bytes: int, display: str | None = None,
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
         col = len(before) - (before.rfind(b"\n") + 1) + 1
-        return None, [Problem(name, line, col, "file", "flow.not_utf8", offset=exc.start)]
+        return None, [Problem(name, line, col, "file", "flow.not_utf8", {"offset": exc.start})]
     if text.startswith("\ufeff"):
         text = text[1:]
     return parse_text(text, name)

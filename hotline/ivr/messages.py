@@ -51,7 +51,8 @@ FLOW_MESSAGES: dict[str, str] = {
     "flow.unknown_variable": "未知变量 {name!r}{hint} (可用: {known})",
     "flow.bad_field_value": "{field} 的值 {value!r} 无效 (可用: {allowed})",
     "flow.bad_condition": "条件 {name} 的写法无效: {detail}",
-    "flow.bad_route_key": "按键 {key!r} 无效: 只能由 0-9 * # 组成, 且不超过 max_digits={max_digits} 位",
+    "flow.bad_route_key": ("按键 {key!r} 无效: 只能由 0-9 * # 组成, "
+                           "且不超过 max_digits={max_digits} 位"),
     "flow.bad_anytime_key": "anytime 按键 {key!r} 无效: 应为单个 0-9 * #",
     "flow.min_over_max": "min_digits ({min}) 大于 max_digits ({max})",
     "flow.transfer_needs_fallback": "转接律师时必须给出 fallback (律师不在线或未接听时去哪里)",

@@ -73,11 +73,24 @@ def load_calendars(root: Path, max_bytes: int,
             out[str(name)] = HolidayCalendar.from_data(doc.data, str(name))
         except CalendarDataError as exc:
             for key_path, message in exc.problems:
-                path = tuple(p if isinstance(p, int) and not isinstance(p, bool) and (
-                    len(key_path) > 0 and p != key_path[1]) else str(p) for p in key_path)
+                at = _doc_path(doc.data, key_path)
                 where = ".".join(str(p) for p in key_path) or "calendar"
-                problems.append(doc.problem(path, where, "flow.calendar_data", detail=message))
+                problems.append(doc.problem(at, where, "flow.calendar_data", detail=message))
     return out, problems
+
+
+def _doc_path(data: Any, key_path: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Map a calendar key path onto the document's (string keys, int list indices)."""
+    out: list[str | int] = []
+    node = data
+    for part in key_path:
+        if isinstance(node, list) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        else:
+            out.append(str(part))
+            node = node.get(str(part)) if isinstance(node, dict) else None
+    return tuple(out)
 
 
 def check_folder(root: Path, settings: Settings,
@@ -346,8 +359,8 @@ class _References:
                   if n.verb == "gather" and n.spec.store}
         self.variables = set(s.TICKET_FIELDS) | s.BUILTIN_VARS | set(flow.vars) | stored
 
-    def add(self, path: tuple[str | int, ...], where: str, code: str, **params: Any) -> None:
-        self.problems.append(self.doc.problem(path, where, code, **params))
+    def add(self, at: tuple[str | int, ...], where: str, code: str, /, **params: Any) -> None:
+        self.problems.append(self.doc.problem(at, where, code, **params))
 
     def check(self) -> list[Problem]:
         flow = self.flow
