@@ -31,6 +31,7 @@ MESSAGES: dict[str, str] = {
     "store.not_found": "找不到{what} {key}",
     "store.conflict": "{what} {key} 已存在",
     "store.bad_url": "数据库地址无效 {url}: {detail}",
+    "store.too_new": "数据库版本 {current} 比本程序新 (本程序最新 {head}); 请升级 hotline 后再运行",
     "store.integrity": "数据不符合数据库约束: {detail}",
     # users and auth
     "auth.denied": "无权执行此操作",

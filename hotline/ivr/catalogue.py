@@ -25,6 +25,13 @@ class PromptEntry:
     line: int
 
 
+def _hint(key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, ["text", "file"], n=1, cutoff=0.6)
+    return f", 是否想写 {close[0]!r}?" if close else ""
+
+
 def load_catalogue(root: Path, max_bytes: int) -> tuple[dict[str, PromptEntry], list[Problem]]:
     """Read ``root/prompts.yaml``; every malformed entry is a problem, good ones still load."""
     path = root / CATALOGUE_FILE
@@ -57,7 +64,8 @@ def _entries(doc: Document, root: Path,
         for key in extra:
             problems.append(doc.problem((*path, key), f"{where}.{key}",
                                         "flow.unknown_property", at_key=True,
-                                        allowed="text, file", hint=f" {key!r}"))
+                                        allowed="text, file", name=key,
+                                        hint=_hint(key)))
         text = raw.get("text")
         file = raw.get("file")
         if (text is not None and not isinstance(text, str)) or (

@@ -152,8 +152,11 @@ def read_file(path: Path, *, max_bytes: int, display: str | None = None,
     except UnicodeDecodeError as exc:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
-        col = len(before) - (before.rfind(b"\n") + 1) + 1
-        return None, [Problem(name, line, col, "file", "flow.not_utf8", {"offset": exc.start})]
+        # Columns count characters, like YAML marks and editors do.
+        line_start = before[before.rfind(b"\n") + 1:]
+        col = len(line_start.decode("utf-8", errors="replace")) + 1
+        return None, [Problem(name, line, col, "file", "flow.not_utf8",
+                              {"offset": exc.start + 1})]
     if text.startswith("\ufeff"):
         text = text[1:]
     return parse_text(text, name)

@@ -101,6 +101,9 @@ def check_folder(root: Path, settings: Settings,
     problems: list[Problem] = []
     fs.prompts, found = load_catalogue(root, max_bytes)
     problems += found
+    catalogue_ok = not any(p.file.endswith(CATALOGUE_FILE) and p.code in (
+        "flow.missing_catalogue", "flow.yaml_syntax", "flow.empty_file", "flow.not_utf8",
+        "flow.too_large", "flow.unreadable", "flow.missing_key") for p in found)
     fs.calendars, found = load_calendars(root, max_bytes)
     problems += found
     docs: list[Document] = []
@@ -124,7 +127,7 @@ def check_folder(root: Path, settings: Settings,
         fs.flows[flow.id] = flow
         parsed.append((doc, flow))
     for doc, flow in parsed:
-        problems += _References(doc, flow, fs, settings).check()
+        problems += _References(doc, flow, fs, settings, catalogue_ok).check()
         problems += _graph(doc, flow)
     problems += _subflow_cycles(fs, {f.id: d for d, f in parsed})
     problems.sort(key=lambda p: (p.file, p.line, p.col, p.code))
@@ -151,7 +154,7 @@ def _shape(doc: Document) -> tuple[s.Flow | None, list[Problem]]:
         problems.append(doc.problem(("flow",), "flow", "flow.bad_flow_id", value=flow_id))
     for key in ("name", "description", "start"):
         if key in data and not isinstance(data[key], str):
-            problems.append(doc.problem((key,), key, "flow.wrong_value", value=repr(data[key]),
+            problems.append(doc.problem((key,), key, "flow.wrong_value", value=show_value(data[key]),
                                         expected="应为字符串"))
     anytime = data.get("anytime", {})
     if not isinstance(anytime, dict):
@@ -163,7 +166,7 @@ def _shape(doc: Document) -> tuple[s.Flow | None, list[Problem]]:
                                         "flow.bad_anytime_key", at_key=True, **{"key": key}))
         if not isinstance(target, str):
             problems.append(doc.problem(("anytime", key), f"anytime.{key}", "flow.wrong_value",
-                                        value=repr(target), expected="应为节点名"))
+                                        value=show_value(target), expected="应为节点名"))
     variables = data.get("vars", {})
     if not isinstance(variables, dict):
         problems.append(doc.problem(("vars",), "vars", "flow.not_mapping"))
@@ -214,7 +217,7 @@ def _node(doc: Document, node_id: str, raw: Any) -> tuple[s.Node | None, list[Pr
         if verbs:
             problems.append(doc.problem((*base, key), f"{verbs[0]}.{key}",
                                         "flow.unknown_node_key", at_key=True,
-                                        **{"key": key, "hint": _hint(key, s.VERBS)}))
+                                        **{"key": key, "hint": _hint(key, s.NODE_KEYS)}))
         else:
             problems.append(doc.problem((*base, key), key, "flow.unknown_verb", at_key=True,
                                         verb=key, hint=_hint(key, s.VERBS), allowed=allowed))
@@ -231,7 +234,7 @@ def _node(doc: Document, node_id: str, raw: Any) -> tuple[s.Node | None, list[Pr
     nxt = raw.get("next")
     if nxt is not None and not isinstance(nxt, str):
         problems.append(doc.problem((*base, "next"), f"{verb}.next", "flow.wrong_value",
-                                    value=repr(nxt), expected="应为节点名"))
+                                    value=show_value(nxt), expected="应为节点名"))
         nxt = None
     payload = raw[verb]
     if verb == "set":
@@ -254,9 +257,25 @@ def _node(doc: Document, node_id: str, raw: Any) -> tuple[s.Node | None, list[Pr
         if why:
             problems.append(doc.problem((*base, "next"), f"{verb}.next", "flow.next_not_allowed",
                                         at_key=True, verb=verb, why=why))
+    if problems:
+        return None, problems
     note = raw.get("note")
     return s.Node(id=node_id, verb=verb, spec=spec, next=nxt,
                   note=str(note) if note is not None else None), problems
+
+
+def show_value(value: Any) -> str:
+    """A value as the flow's author wrote it in YAML (true, null, 'text'), not Python's repr."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{…}"
+    if isinstance(value, list):
+        return "[…]"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _is_node_id(value: str) -> bool:
@@ -287,12 +306,12 @@ def _schema_problems(doc: Document, base: tuple[str, ...], verb: str, exc: Valid
             fields = model.model_fields if len(loc) == 1 else {}
             allowed = ", ".join(fields) if fields else "见文档"
             out.append(doc.problem(path, where, "flow.unknown_property", at_key=True,
-                                   allowed=allowed, hint=_hint(str(loc[-1]), fields)))
+                                   allowed=allowed, name=str(loc[-1]),
+                                   hint=_hint(str(loc[-1]), fields)))
         elif kind == "missing":
             out.append(doc.problem(path[:-1], where, "flow.missing_property"))
         else:
-            value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict | list) else "{…}"
+            shown = show_value(err.get("input"))
             out.append(doc.problem(path, where, "flow.wrong_value", value=shown,
                                    expected=expectation(err)))
     return out
@@ -351,8 +370,10 @@ def prompt_refs(node: s.Node) -> Iterator[tuple[tuple[str | int, ...], str]]:
 
 
 class _References:
-    def __init__(self, doc: Document, flow: s.Flow, fs: FlowSet, settings: Settings) -> None:
+    def __init__(self, doc: Document, flow: s.Flow, fs: FlowSet, settings: Settings,
+                 catalogue_ok: bool = True) -> None:
         self.doc, self.flow, self.fs, self.settings = doc, flow, fs, settings
+        self.catalogue_ok = catalogue_ok
         self.problems: list[Problem] = []
         self.known_nodes = set(flow.nodes) | flow.broken
         stored = {n.spec.store for n in flow.nodes.values()
@@ -385,7 +406,7 @@ class _References:
             path = (*base, "next") if sub == ("next",) else (*vpath, *sub)
             self._target(path, ".".join(str(p) for p in (node.verb, *sub)), target)
         for sub, pid in prompt_refs(node):
-            if pid not in self.fs.prompts:
+            if self.catalogue_ok and pid not in self.fs.prompts:
                 self.add((*vpath, *sub), ".".join(str(p) for p in (node.verb, *sub[:1])),
                          "flow.unknown_prompt", prompt=pid, hint=_hint(pid, self.fs.prompts))
         check = getattr(self, f"_{node.verb}", None)
@@ -423,20 +444,34 @@ class _References:
         spec = node.spec
         if spec.calendar and spec.calendar not in self.fs.calendars:
             self.add((*vpath, "calendar"), "hours.calendar", "flow.unknown_calendar",
-                     calendar=spec.calendar, known=", ".join(self.fs.calendars) or "无")
+                     calendar=spec.calendar, hint=_hint(spec.calendar, self.fs.calendars),
+                     known=", ".join(self.fs.calendars) or "无")
+        weekly = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.weekly.items()}
         try:
-            weekly = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.weekly.items()}
             self.fs.schedules[(self.flow.id, node.id)] = WeeklySchedule.parse(weekly)
         except ValueError as exc:
-            self.add((*vpath, "weekly"), "hours.weekly", "flow.bad_schedule", detail=str(exc))
+            at: tuple[str | int, ...] = (*vpath, "weekly")
+            for key, value in weekly.items():
+                try:
+                    WeeklySchedule.parse({key: value})
+                except ValueError:
+                    at = (*vpath, "weekly", key)
+                    break
+            where = ".".join(str(p) for p in at[2:])
+            self.add(at, where, "flow.bad_schedule", detail=str(exc))
 
     def _set(self, node: s.Node, vpath: tuple[str, ...]) -> None:
+        settable = sorted(set(s.TICKET_FIELDS) | set(self.flow.vars))
         for name, value in node.spec.values.items():
             path = (*vpath, name)
-            if name not in self.variables or name in s.BUILTIN_VARS:
-                self.add(path, f"set.{name}", "flow.unknown_variable", name=name,
-                         hint=_hint(name, self.variables), known=", ".join(sorted(
-                             set(s.TICKET_FIELDS) | set(self.flow.vars))))
+            if name in s.BUILTIN_VARS:
+                self.problems.append(self.doc.problem(path, f"set.{name}", "flow.engine_variable",
+                                                      at_key=True, name=name))
+                continue
+            if name not in self.variables:
+                self.problems.append(self.doc.problem(
+                    path, f"set.{name}", "flow.unknown_variable", at_key=True, name=name,
+                    hint=_hint(name, settable), known=", ".join(settable)))
                 continue
             self._field_value(path, f"set.{name}", name, value)
 
@@ -446,7 +481,7 @@ class _References:
         if name == "tags":
             if not (isinstance(value, str) or (isinstance(value, list) and all(
                     isinstance(v, str) for v in value))):
-                self.add(path, where, "flow.wrong_value", value=repr(value),
+                self.add(path, where, "flow.wrong_value", value=show_value(value),
                          expected="应为文字或文字列表")
         elif vocab is not None and value not in {m.value for m in vocab}:
             self.add(path, where, "flow.bad_field_value", field=name, value=value,
@@ -459,8 +494,9 @@ class _References:
                 path = (*vpath, "cases", i, "when", name)
                 where = f"branch.cases.{i}.when.{name}"
                 if name not in self.variables and name not in CALLER_FACTS:
-                    self.add(path, where, "flow.unknown_variable", name=name,
-                             hint=_hint(name, known), known=", ".join(known))
+                    self.problems.append(self.doc.problem(
+                        path, where, "flow.unknown_variable", at_key=True, name=name,
+                        hint=_hint(name, known), known=", ".join(known)))
                     continue
                 detail = _condition_error(cond)
                 if detail:
@@ -534,41 +570,50 @@ def _condition_literals(cond: Any) -> list[Any]:
 
 
 def _graph(doc: Document, flow: s.Flow) -> list[Problem]:
+    """Unreachable nodes, silent loops and traps, each reported once, without cascades.
+
+    A node that failed its schema and a target that does not exist are unknowns: their exits
+    are not known, so they count as ways out, and reachability is not judged at all while a
+    flow has any (the typo is already reported; its consequences would only be noise).
+    """
     problems: list[Problem] = []
     nodes = flow.nodes
+    known = set(nodes)
     out_all: dict[str, list[str]] = {n: [] for n in nodes}
     out_silent: dict[str, list[str]] = {n: [] for n in nodes}
+    unknowns: set[str] = set(flow.broken)
     for node in nodes.values():
         for _sub, target, silent in edges(node, flow.anytime):
-            if target in nodes:
-                out_all[node.id].append(target)
-                if silent:
-                    out_silent[node.id].append(target)
-    # Unreachable: from start (and anytime keys, which work from any prompt or menu).
-    seen: set[str] = set()
-    stack = [flow.start, *flow.anytime.values()]
-    while stack:
-        nid = stack.pop()
-        if nid in seen or nid not in nodes:
-            continue
-        seen.add(nid)
-        stack += out_all[nid]
-    for nid in nodes:
-        # A broken node's exits are unknown, so reachability is only judged without them.
-        if nid not in seen and not flow.broken:
-            problems.append(doc.problem(("nodes", nid), nid, "flow.unreachable", at_key=True,
-                                        node=nid))
-    # Loops that a silent caller would go round forever.
+            if target not in known:
+                unknowns.add(target)
+            out_all[node.id].append(target)
+            if silent and target in known:
+                out_silent[node.id].append(target)
+    if flow.start not in known:
+        unknowns.add(flow.start)
+    if not unknowns:
+        seen: set[str] = set()
+        stack = [flow.start, *flow.anytime.values()]
+        while stack:
+            nid = stack.pop()
+            if nid in seen or nid not in nodes:
+                continue
+            seen.add(nid)
+            stack += out_all[nid]
+        for nid in nodes:
+            if nid not in seen:
+                problems.append(doc.problem(("nodes", nid), nid, "flow.unreachable",
+                                            at_key=True, node=nid))
+    silent_nodes: set[str] = set()
     for comp in _cycles(out_silent):
+        silent_nodes |= comp
         ordered = sorted(comp, key=lambda n: flow.lines.get(n, 0))
-        first = ordered[0]
-        problems.append(doc.problem(("nodes", first), first, "flow.silent_loop", at_key=True,
-                                    cycle=" → ".join([*ordered, first])))
-    # Nodes from which the call can never end (only inside loops the caller must key).
-    ends = {n.id for n in nodes.values()
-            if n.verb in s.TERMINAL or (n.verb in s.CONTINUING and n.next is None
-                                        and not (n.verb == "gather"))}
-    can_end = set(ends)
+        problems.append(doc.problem(("nodes", ordered[0]), ordered[0], "flow.silent_loop",
+                                    at_key=True, cycle=" → ".join([*ordered, ordered[0]])))
+    # Traps: cycles the caller can only go round by keying, with no exit to an end.
+    can_end = {n.id for n in nodes.values()
+               if n.verb in s.TERMINAL or (n.verb in s.CONTINUING and n.next is None
+                                           and n.verb != "gather")} | unknowns
     changed = True
     while changed:
         changed = False
@@ -576,27 +621,15 @@ def _graph(doc: Document, flow: s.Flow) -> list[Problem]:
             if nid not in can_end and any(t in can_end for t in targets):
                 can_end.add(nid)
                 changed = True
-    broken = flow.broken
-    for nid in nodes:
-        if nid not in can_end and nid in seen and not any(
-                t in broken for t in out_all[nid]) and not _touches_broken(nid, out_all, broken):
-            problems.append(doc.problem(("nodes", nid), nid, "flow.no_way_out", at_key=True,
-                                        verb=nodes[nid].verb, node=nid))
-    return problems
-
-
-def _touches_broken(start: str, graph: dict[str, list[str]], broken: frozenset[str]) -> bool:
-    seen: set[str] = set()
-    stack = [start]
-    while stack:
-        nid = stack.pop()
-        if nid in broken:
-            return True
-        if nid in seen or nid not in graph:
+    trapped = {nid: [t for t in out_all[nid] if t in nodes] for nid in nodes
+               if nid not in can_end}
+    for comp in _cycles(trapped):
+        if comp & silent_nodes:
             continue
-        seen.add(nid)
-        stack += graph[nid]
-    return False
+        first = min(comp, key=lambda n: flow.lines.get(n, 0))
+        problems.append(doc.problem(("nodes", first), first, "flow.no_way_out", at_key=True,
+                                    verb=nodes[first].verb, node=first))
+    return problems
 
 
 def _cycles(graph: dict[str, list[str]]) -> list[set[str]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.errors import StoreError
@@ -69,8 +71,14 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+# Execution option asking SQLite to take the write lock at BEGIN (used by migrations, so a
+# second upgrader waits for the first instead of failing half-way).
+BEGIN_IMMEDIATE = "hotline_begin_immediate"
+
+
 def _on_sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
@@ -122,3 +130,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def _first_line(exc: BaseException | None) -> str:
     text = str(exc) if exc is not None else ""
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Re-raise driver errors as StoreError (the original stays chained for crash logs)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StoreError("store.integrity", detail=_first_line(exc.orig)) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreError("store.unreachable", url=mask_url(url),
+                             detail=_first_line(exc.orig)) from exc
+        raise StoreError("store.error", detail=_first_line(exc.orig)) from exc

@@ -10,31 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline.errors import StoreError
-from hotline.store.engine import make_engine, make_session_factory, mask_url
+from hotline.store.engine import make_engine, make_session_factory, translate_errors
 from hotline.store.migrate import ensure_current
-
-
-def _first_line(exc: DBAPIError) -> str:
-    text = str(exc.orig).strip()
-    return text.splitlines()[0] if text else type(exc.orig).__name__
-
-
-@contextmanager
-def translate_errors(url: str) -> Iterator[None]:
-    """Re-raise driver errors as StoreError (the original stays chained for crash logs)."""
-    try:
-        yield
-    except IntegrityError as exc:
-        raise StoreError("store.integrity", detail=_first_line(exc)) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StoreError("store.unreachable", url=mask_url(url),
-                             detail=_first_line(exc)) from exc
-        raise StoreError("store.error", detail=_first_line(exc)) from exc
 
 
 @contextmanager

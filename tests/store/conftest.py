@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from hotline.store import users as store_users
 from hotline.store.engine import make_engine, make_session_factory, normalise_url
 from hotline.store.migrate import upgrade
 
@@ -36,6 +38,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db_url", params, indirect=True)
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> PasswordHasher:
+    """Argon2 with tiny parameters: the production cost would make the suite crawl."""
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(store_users, "_hasher", hasher)
+    return hasher
+
+
+def _pg_admin() -> tuple[Engine, URL]:
+    base = make_url(normalise_url(os.environ[PG_ENV]))
+    return create_engine(base, isolation_level="AUTOCOMMIT"), base
+
+
 @pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database (never upgraded)."""
@@ -43,9 +58,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         # A folder that does not exist yet: make_engine must create it.
         yield f"sqlite:///{tmp_path / 'var' / 'ledger.db'}"
         return
-    base = make_url(normalise_url(os.environ[PG_ENV]))
     name = f"hotline_test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin, base = _pg_admin()
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -54,12 +68,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
-
-
-@pytest.fixture
-def backend(db_url: str) -> str:
-    """``sqlite`` or ``postgresql``."""
-    return make_url(normalise_url(db_url)).get_backend_name()
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.domain import Language, Role
 from hotline.errors import AuthError, ConflictError, DomainError, NotFoundError
+from hotline.store import users as store_users
 from hotline.store.session import session_scope
 from hotline.store.tables import Firm, Skill, User
 from hotline.store.users import (
@@ -23,9 +26,9 @@ from hotline.store.users import (
 PASSWORD = "correct horse battery"
 
 
-def _add(s: Session, work_id: str = "L1001", role: Role = Role.LAWYER, **kw: object) -> UserView:
-    return add_user(s, work_id, name=kw.pop("name", "张明华"), role=role,  # type: ignore[arg-type]
-                    password=kw.pop("password", PASSWORD), **kw)  # type: ignore[arg-type]
+def _add(s: Session, work_id: str = "L1001", role: Role = Role.LAWYER, *,
+         name: str = "张明华", password: str = PASSWORD, **kw: Any) -> UserView:
+    return add_user(s, work_id, name=name, role=role, password=password, **kw)
 
 
 def test_add_and_get_user(factory: sessionmaker[Session]) -> None:
@@ -182,3 +185,19 @@ def test_disabled_user_cannot_log_in(factory: sessionmaker[Session]) -> None:
         assert wrong.value.code == "auth.bad_credentials"  # no hint without the password
         assert set_active(s, "L1001", True).active is True
         assert verify_password(s, "L1001", PASSWORD).active is True
+
+
+def test_login_rehashes_when_parameters_were_raised(
+        factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    with session_scope(factory) as s:
+        _add(s)
+        old_hash = s.scalar(select(User.password_hash))
+    assert old_hash is not None and "t=1," in old_hash
+    stronger = PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(store_users, "_hasher", stronger)
+    with session_scope(factory) as s:
+        verify_password(s, "L1001", PASSWORD)
+    with session_scope(factory) as s:
+        new_hash = s.scalar(select(User.password_hash))
+        assert new_hash is not None and "t=2," in new_hash
+        assert verify_password(s, "L1001", PASSWORD).work_id == "L1001"
