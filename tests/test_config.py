@@ -77,9 +77,11 @@ def test_environment_values_are_typed():
     ({"HOTLINE_API_PORT": "70000"},
      "配置错误: api.port = 70000 (来自 HOTLINE_API_PORT): 应 ≤ 65535"),
     ({"HOTLINE_TIMEZONE": "Mars/Olympus"},
-     "配置错误: timezone = 'Mars/Olympus' (来自 HOTLINE_TIMEZONE): 应为 IANA 时区名, 例如 Asia/Shanghai"),
+     "配置错误: timezone = 'Mars/Olympus' (来自 HOTLINE_TIMEZONE): "
+     "应为 IANA 时区名, 例如 Asia/Shanghai"),
     ({"HOTLINE_LOG_LEVEL": "LOUD"},
-     "配置错误: log_level = 'LOUD' (来自 HOTLINE_LOG_LEVEL): 应为以下之一: DEBUG, INFO, WARNING, ERROR"),
+     "配置错误: log_level = 'LOUD' (来自 HOTLINE_LOG_LEVEL): "
+     "应为以下之一: DEBUG, INFO, WARNING, ERROR"),
     ({"HOTLINE_APIPORT": "1"}, "配置错误: 环境变量 HOTLINE_APIPORT 不对应任何配置项"),
 ])
 def test_bad_environment_value_names_key_value_and_expectation(env, message):

@@ -12,6 +12,7 @@ related calls per file); every entry is one scripted call::
           number: "13800000000"            # caller id (default 13800000000; "" = withheld)
           repeat: false                    # called within the repeat window (重复来电)
           green_channel: false             # on the known green-channel list (绿色通道名单)
+          green_reasons: [elderly]         # why, from that list (GreenReason values)
         input: "1 1 1 5"                   # simulator tokens, a string or a list (see below)
         queue: answered                    # answered | overflow | abandon (default answered)
         hangup_at: 3                       # optional: the caller hangs up at the Nth event
@@ -50,6 +51,7 @@ import yaml
 
 from hotline.callers import CallerFacts
 from hotline.config import load_settings
+from hotline.domain import GreenReason
 from hotline.errors import HotlineError
 from hotline.ivr.registry import load_flows
 from hotline.ivr.schema import BUILTIN_VARS, TICKET_FIELDS
@@ -62,7 +64,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "flows"
 SCENARIO_KEYS = {"name", "note", "flow", "at", "caller", "input", "queue", "hangup_at",
                  "expect"}
 REQUIRED_KEYS = {"name", "flow", "at", "expect"}
-CALLER_KEYS = {"number", "repeat", "green_channel"}
+CALLER_KEYS = {"number", "repeat", "green_channel", "green_reasons"}
 EXPECT_KEYS = {"outcome", "target", "reason", "fields", "path_includes", "path_excludes",
                "played_includes", "not_played"}
 OUTCOMES = {"enqueue", "transfer", "voicemail", "hangup"}
@@ -118,7 +120,8 @@ def _scenario(raw: dict[str, Any], file: str) -> Scenario:
         at=datetime.fromisoformat(str(raw["at"])).replace(tzinfo=settings().tz),
         caller=CallerFacts(number=str(caller.get("number", DEFAULT_NUMBER)),
                            repeat=bool(caller.get("repeat", False)), green_channel=green,
-                           known=green),
+                           known=green, green_reasons=tuple(
+                               GreenReason(r) for r in caller.get("green_reasons", []))),
         script=tuple(_tokens(raw.get("input"))), queue=str(raw.get("queue", "answered")),
         hangup_at=raw.get("hangup_at"), expect=dict(raw["expect"] or {}))
 
@@ -245,6 +248,18 @@ def test_scenario_file_is_valid(path: Path) -> None:
         label = raw.get("name", f"#{i}") if isinstance(raw, dict) else f"#{i}"
         problems += [f"{path.name}: {label}: {p}" for p in check_scenario(raw, flows)]
     assert not problems, "\n".join(problems)
+
+
+def test_scenario_checker_rejects_typos() -> None:
+    typo = {"name": "x", "flow": "mian", "at": "2026-13-01", "input": "1 a", "queue": "busy",
+            "caller": {"green": True},
+            "expect": {"outcom": "enqueue", "fields": {"categroy": "labor"},
+                       "not_played": ["goodby"], "path_excludes": ["operater"],
+                       "path_includes": ["main/nite"]}}
+    problems = "\n".join(check_scenario(typo, shipped_flows()))
+    for word in ("'mian'", "bad at", "'green'", "bad input", "'busy'", "'outcom'",
+                 "'categroy'", "'goodby'", "'operater'", "'main/nite'"):
+        assert word in problems, f"{word} not reported in:\n{problems}"
 
 
 def test_scenario_names_are_unique() -> None:

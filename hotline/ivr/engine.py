@@ -109,6 +109,8 @@ class IvrSession:
         self.vars: dict[str, Any] = dict(self.flow.vars)
         if caller.green_channel:
             self.vars["priority"] = Priority.GREEN.value
+            if caller.green_reasons:
+                self.vars["green_reason"] = caller.green_reasons[0].value
         self.path: list[tuple[str, str]] = []
         self.outcome: Outcome | None = None
         self.done = False
@@ -298,11 +300,13 @@ class IvrSession:
         spec: s.Hours = node.spec
         schedule = self.flows.schedules[(self.flow.id, node.id)]
         calendar = self.flows.calendars.get(spec.calendar) if spec.calendar else None
-        status = schedule.status(now.astimezone(self.tz), calendar)
+        local = now.astimezone(self.tz)
+        status = schedule.status(local, calendar)
+        if status == "holiday" and not spec.holiday:
+            # Without a holiday branch a public holiday keeps the weekday's hours.
+            status = schedule.status(local, None)
         self._note("note", hours=status)
-        target = {"open": spec.open, "closed": spec.closed}.get(status)
-        if status == "holiday":
-            target = spec.holiday or spec.closed
+        target = {"open": spec.open, "closed": spec.closed}.get(status, spec.holiday)
         self._goto(target, now)
 
     def _run_branch(self, node: s.Node, now: datetime) -> None:
@@ -428,10 +432,12 @@ class IvrSession:
             if not value and spec.allow_caller_id and self.caller.number:
                 number = self.caller.number
             self._note("digits", value=_mask(value) if value else "#", attempt=self._attempt)
-            if spec.min_digits <= len(number) <= max(spec.max_digits, len(number) if
-                                                    number == self.caller.number else 0):
+            own = not value and number == self.caller.number
+            if number.isdigit() and (own or spec.min_digits <= len(number) <= spec.max_digits):
                 self.vars["callback_number"] = number
+                self.vars["callback_queue"] = spec.queue or ""
                 self._note("field", name="callback_number", value=_mask(number))
+                self._note("field", name="callback_queue", value=spec.queue or "")
                 thanks = (spec.thanks,) if spec.thanks else ()
                 self._play(self._items(thanks), t, barge_in=False, anytime=False,
                            then=self._next)
@@ -447,7 +453,9 @@ class IvrSession:
             collect.buffer = ""
             self._prompt_then_collect(self._items(prompt + spec.prompt), collect, t)
 
-        collect = _Collect(max_digits=spec.max_digits, terminator="#",
+        # One digit more than allowed is collected so that a too-long number is refused
+        # rather than silently cut off at max_digits.
+        collect = _Collect(max_digits=spec.max_digits + 1, terminator="#",
                            first_timeout=spec.timeout, inter_timeout=spec.timeout,
                            finish=finish, no_input=lambda t: retry(t, ()))
         self._prompt_then_collect(self._items(spec.prompt), collect, now)

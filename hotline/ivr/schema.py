@@ -98,7 +98,11 @@ class Gather(_Verb):
 
 
 class Hours(_Verb):
-    """Branch on a weekly schedule plus a holiday calendar."""
+    """Branch on a weekly schedule plus a holiday calendar.
+
+    On a public holiday the call goes to ``holiday`` when given; without it the holiday keeps
+    the weekday's hours. Adjusted working days (调休上班) use Monday's hours.
+    """
 
     weekly: dict[str, str | tuple[str, ...]]
     calendar: str | None = None
@@ -314,7 +318,7 @@ TICKET_FIELDS: dict[str, type[Any] | None] = {
     "tags": None,
 }
 # Variables the engine itself writes.
-BUILTIN_VARS = frozenset({"callback_number", "satisfaction", "last_digits"})
+BUILTIN_VARS = frozenset({"callback_number", "callback_queue", "satisfaction"})
 
 
 class Node(BaseModel):

@@ -154,8 +154,8 @@ def _shape(doc: Document) -> tuple[s.Flow | None, list[Problem]]:
         problems.append(doc.problem(("flow",), "flow", "flow.bad_flow_id", value=flow_id))
     for key in ("name", "description", "start"):
         if key in data and not isinstance(data[key], str):
-            problems.append(doc.problem((key,), key, "flow.wrong_value", value=show_value(data[key]),
-                                        expected="应为字符串"))
+            problems.append(doc.problem((key,), key, "flow.wrong_value",
+                                        value=show_value(data[key]), expected="应为字符串"))
     anytime = data.get("anytime", {})
     if not isinstance(anytime, dict):
         problems.append(doc.problem(("anytime",), "anytime", "flow.not_mapping"))

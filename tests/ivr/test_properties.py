@@ -6,6 +6,12 @@ silence up to the deadline, "prompt finished" for the latest ``Play``, queue res
 optionally lets the current prompt finish after an action, and when the actions run out keeps
 the caller silent — prompts finish, deadlines pass, recordings end, queues answer (then the
 lawyer leaves) or overflow — until the session is done.
+
+Properties: nothing raises; every call ends within MAX_EVENTS events with an outcome of the
+four kinds (never the runaway-loop guard); every command is a frozen command dataclass and
+every catalogue prompt exists; deadlines never lie in the past; once done, no event changes
+anything; a hang-up at any moment ends the call at once without further commands; the fields
+left on the ticket are usable; the main line at night always offers the after-hours menu.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from hotline import commands as cmd
@@ -49,8 +55,14 @@ action = st.tuples(st.sampled_from(KEY_DRAW + WORLD_ACTIONS),
 actions = st.sampled_from(range(41)).flatmap(
     lambda n: st.lists(action, min_size=n, max_size=n))
 flow_ids = st.sampled_from(sorted(FLOWS.flows))
+
+
+def local_time(day: date, hour: int, minute: int) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=TZ)
+
+
 start_times = st.builds(
-    lambda day, hour, minute: datetime.combine(day, time(hour, minute), tzinfo=TZ),
+    local_time,
     st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 12, 31)),
     st.sampled_from(range(24)), st.sampled_from(range(60)))
 callers = st.builds(
@@ -81,6 +93,7 @@ class Call:
     def _record(self, step: Step) -> Step:
         for command in step.commands:
             assert isinstance(command, COMMAND_TYPES), f"not a command: {command!r}"
+            assert type(command).__dataclass_params__.frozen  # type: ignore[attr-defined]
             if isinstance(command, cmd.Play):
                 assert command.items, "Play without prompts"
                 for item in command.items:
@@ -273,6 +286,10 @@ def test_hanging_up_ends_the_session_at_once(flow_id: str, at: datetime, caller:
 
 @settings(max_examples=200, deadline=None)
 @given(flow_id=flow_ids, at=start_times, caller=callers, script=actions, world=worlds)
+@example(  # night menu → 2 (callback) → "*******#"
+    flow_id="main", at=local_time(date(2026, 12, 1), 23, 30), caller=CallerFacts("13800000000"),
+    script=[("prompt_done", False), ("prompt_done", False), ("2", True)]
+    + [("*", False)] * 7 + [("#", False)], world="answered")
 def test_ticket_fields_are_well_formed(flow_id: str, at: datetime, caller: CallerFacts,
                                        script: list[tuple[str, bool]], world: str) -> None:
     """Whatever was keyed, the fields the IVR leaves on the ticket are usable values."""
@@ -295,7 +312,7 @@ def test_ticket_fields_are_well_formed(flow_id: str, at: datetime, caller: Calle
 # Main is manned 08:00-22:00 every day, holidays included ("Holidays keep the same hours" in
 # ivr_flows/main.yaml); outside those hours the after-hours flow answers.
 night_times = st.builds(
-    lambda day, hour, minute: datetime.combine(day, time(hour, minute), tzinfo=TZ),
+    local_time,
     st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 12, 31)),
     st.sampled_from([22, 23, 0, 1, 2, 3, 4, 5, 6, 7]), st.sampled_from(range(60)))
 

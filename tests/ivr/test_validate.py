@@ -600,7 +600,7 @@ def test_set_cannot_write_an_engine_variable(check):
     assert "是否想写 'satisfaction'" not in lines[0]
 
 
-BRANCH_KNOWN = ("callback_number, category, green_reason, language, last_digits, priority, "
+BRANCH_KNOWN = ("callback_number, callback_queue, category, green_reason, language, priority, "
                 "satisfaction, tags, caller.number, caller.region, caller.known, caller.repeat, "
                 "caller.last_lawyer, caller.green_channel, caller.green_reasons")
 

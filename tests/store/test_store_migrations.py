@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from alembic import command
@@ -137,3 +138,28 @@ def test_migration_guards_the_tables_the_models_call_append_only() -> None:
     initial = importlib.import_module("hotline.store.migrations.versions.0001_initial")
     assert initial.APPEND_ONLY_TABLES == APPEND_ONLY_TABLES
     assert set(APPEND_ONLY_TABLES) == {"call_events", "agent_events", "audit_log"}
+
+
+def test_concurrent_upgrades_are_serialised(db_url: str) -> None:
+    # Several nodes starting at once must not race each other into half-built schemas.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: upgrade(db_url), range(3)))
+    assert results == ["0001", "0001", "0001"]
+    assert _diffs(db_url, Base.metadata) == []
+
+
+def test_database_from_a_newer_release(upgraded_url: str) -> None:
+    engine = make_engine(upgraded_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+        with pytest.raises(StoreError) as checked:
+            ensure_current(engine)
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError) as upgraded:
+        upgrade(upgraded_url)
+    assert checked.value.code == upgraded.value.code == "store.too_new"
+    assert str(checked.value) == (
+        "数据库版本 0999 比本程序新 (本程序最新 0001); 请升级 hotline 后再运行")
+    assert current_revision(upgraded_url) == "0999"  # left untouched
