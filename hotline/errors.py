@@ -37,6 +37,19 @@ class HotlineError(Exception):
 
         return render(self.code, self.params)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (media workers, process pools): rebuild from
+        # code and params rather than from Exception.args.
+        return (_rebuild, (type(self), self.code, dict(self.params), self.__dict__))
+
+
+def _rebuild(cls: type[HotlineError], code: str, params: dict[str, Any],
+             state: dict[str, Any]) -> HotlineError:
+    error = cls.__new__(cls)
+    HotlineError.__init__(error, code, **params)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(HotlineError):
     """A configuration value is missing, malformed or out of range."""
@@ -49,7 +62,8 @@ class FlowError(HotlineError):
 
     default_code = "flow.invalid"
 
-    def __init__(self, problems: list[Any], /) -> None:
+    def __init__(self, problems: list[Any] | None = None, /, **_params: Any) -> None:
+        problems = problems or []
         super().__init__("flow.invalid", count=len(problems))
         self.problems = problems
 

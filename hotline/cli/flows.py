@@ -59,11 +59,13 @@ def check(app: AppContext, paths: tuple[Path, ...]) -> None:
 @click.option("--queue", "queue", type=click.Choice(["answered", "overflow", "abandon"]),
               default="answered", show_default=True, help="排队结果")
 @click.option("--hangup-at", type=int, default=None, help="在第 N 个事件时挂机")
+@click.option("--lookup", is_flag=True,
+              help="从数据库查询来电人 (近期工单 → 重复来电, 绿色通道名单)")
 @click.option("--flows-dir", default=None, help="流程目录 (默认配置中的 ivr_flows/)")
 @pass_app
 def simulate_cmd(app: AppContext, flow: str, digits: str, at: str | None, caller: str,
                  silence: bool, repeat: bool, green: bool, queue: str, hangup_at: int | None,
-                 flows_dir: str | None) -> None:
+                 lookup: bool, flows_dir: str | None) -> None:
     """用脚本化的来电人运行一个流程, 打印通话时间线。"""
     tz = app.settings.tz
     if at:
@@ -79,6 +81,18 @@ def simulate_cmd(app: AppContext, flow: str, digits: str, at: str | None, caller
     if flow not in fs.flows:
         raise HotlineError("flow.not_found", flow=flow, known=", ".join(sorted(fs.flows)))
     facts = CallerFacts(number=caller, repeat=repeat, green_channel=green, known=green)
+    if lookup:
+        from dataclasses import replace
+
+        from hotline.store.callers import lookup_caller_facts
+        from hotline.store.session import open_session
+
+        with open_session(app.settings.database_url) as session:
+            found = lookup_caller_facts(session, caller, when,
+                                        app.settings.callers.repeat_window_days)
+        facts = replace(found, number=caller, repeat=found.repeat or repeat,
+                        green_channel=found.green_channel or green,
+                        known=found.known or green)
     result = simulate(fs, flow, script=script, at=when, caller=facts,
                       queue=queue, hangup_at=hangup_at)  # type: ignore[arg-type]
     click.echo(render(result, fs, when, facts))

@@ -12,6 +12,9 @@ _LABELS = {"next": "", "otherwise": "其他/超时", "open": "服务时间", "cl
            "fallback": "未接通", "node": ""}
 
 
+_KEY_NAMES = {"*": "star", "#": "hash"}
+
+
 def _summary(node: s.Node) -> str:
     spec = node.spec
     detail: Callable[[], str] | None = {
@@ -56,7 +59,8 @@ def mermaid(flow: s.Flow) -> str:
             arrow = f" -- \"{label}\" --> " if label else " --> "
             out.append(f"  {_ident(flow, node.id)}{arrow}{_ident(flow, target)}")
     for key, target in flow.anytime.items():
-        out.append(f"  anytime{{{{\"随时按 {key}\"}}}} -.-> {_ident(flow, target)}")
+        ident = f"anytime_{_KEY_NAMES.get(key, key)}"
+        out.append(f"  {ident}{{{{\"随时按 {key}\"}}}} -.-> {_ident(flow, target)}")
     return "\n".join(out) + "\n"
 
 
@@ -78,7 +82,8 @@ def dot(flow: s.Flow) -> str:
                 attr = f' [label="{label}"]' if label else ""
                 out.append(f'  "{node.id}" -> "{target}"{attr};')
     for key, target in flow.anytime.items():
-        out.append(f'  "anytime_{key}" [shape=plaintext, label="随时按 {key}"];')
-        out.append(f'  "anytime_{key}" -> "{target}" [style=dashed];')
+        ident = f"anytime_{_KEY_NAMES.get(key, key)}"
+        out.append(f'  "{ident}" [shape=plaintext, label="随时按 {key}"];')
+        out.append(f'  "{ident}" -> "{target}" [style=dashed];')
     out.append("}")
     return "\n".join(out) + "\n"

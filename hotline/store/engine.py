@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ SQLITE_PRAGMAS = (
 )
 
 _PG_ALIASES = ("postgresql://", "postgres://")
+URL_HINT = "格式应为 sqlite:///路径 或 postgresql://用户:密码@主机:端口/库名"
 
 
 def normalise_url(url: str) -> str:
@@ -35,20 +37,26 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# user:password@ in a URL SQLAlchemy cannot parse; the password is the greedy part up to
+# the last "@" so passwords containing "@" are hidden whole.
+_USERINFO = re.compile(r"(://[^:/@]*:)[^/]*@")
+
+
 def mask_url(url: str | URL) -> str:
-    """The URL with its password hidden, for messages and logs."""
+    """The URL with its password hidden, for messages and logs (even when malformed)."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
     try:
-        parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError:
-        return str(url)
-    return parsed.render_as_string(hide_password=True)
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _USERINFO.sub(r"\1***@", url)
 
 
 def _parse(url: str) -> URL:
     try:
         return make_url(normalise_url(url))
-    except ArgumentError as exc:
-        raise StoreError("store.bad_url", url=url, detail=str(exc)) from None
+    except (ArgumentError, ValueError):
+        raise StoreError("store.bad_url", url=mask_url(url), detail=URL_HINT) from None
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -107,8 +115,9 @@ def make_engine(url: str, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise StoreError("store.bad_url", url=mask_url(parsed), detail=str(exc)) from None
+    except (ArgumentError, NoSuchModuleError, ImportError):
+        raise StoreError("store.bad_url", url=mask_url(parsed),
+                         detail=f"不支持的数据库类型或驱动 {parsed.drivername}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_sqlite_begin)

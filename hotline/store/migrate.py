@@ -15,7 +15,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine
 
 from hotline.errors import StoreError
-from hotline.store.engine import make_engine, translate_errors
+from hotline.store.engine import BEGIN_IMMEDIATE, make_engine, translate_errors
 
 SCRIPT_LOCATION = "hotline.store:migrations"
 # Shown when a database has no revision at all (never upgraded).
@@ -69,9 +69,9 @@ def upgrade(url: str, revision: str = "head") -> str:
     engine = make_engine(url)
     try:
         with translate_errors(url), engine.connect() as connection:
-            pass
+            connection.execution_options(**{BEGIN_IMMEDIATE: True})
             with connection.begin():
-                if False:
+                if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql(
                         f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 _check_known(_revision_of(connection), head_revision())

@@ -12,14 +12,15 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hotline.store.engine import make_engine, make_session_factory, translate_errors
+from hotline.store.engine import make_engine, make_session_factory, mask_url, translate_errors
 from hotline.store.migrate import ensure_current
 
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session in one transaction: commit on success, roll back on any exception."""
-    url = factory.kw["bind"].url.render_as_string(hide_password=True)
+    bind = factory.kw.get("bind")
+    url = mask_url(bind.url) if bind is not None else ""
     with factory() as session, translate_errors(url), session.begin():
         yield session
 

@@ -213,7 +213,7 @@ class Call(Base):
     outbound: Mapped[bool] = mapped_column(Boolean, default=False)  # callbacks, follow-ups
     line_dialed: Mapped[str] = mapped_column(String(40))
     flow: Mapped[str | None] = mapped_column(String(64))
-    caller_number: Mapped[str] = mapped_column(String(40), index=True)
+    caller_number: Mapped[str] = mapped_column(String(40), index=True)  # "" when withheld
     region: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -393,8 +393,6 @@ class Ticket(Base):
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    lawyer: Mapped[User | None] = relationship()
 
 
 class TicketCounter(Base):

@@ -67,12 +67,22 @@ def test_malformed_url_is_a_store_error() -> None:
     with pytest.raises(StoreError) as info:
         make_engine("not a url")
     assert info.value.code == "store.bad_url"
+    assert str(info.value) == (
+        "数据库地址无效 not a url: 格式应为 sqlite:///路径 或 postgresql://用户:密码@主机:端口/库名")
+
+
+def test_malformed_url_still_hides_the_password() -> None:
+    with pytest.raises(StoreError) as info:
+        make_engine("postgresql://hotline:p@ss@db:notaport/h")
+    assert info.value.params["url"] == "postgresql://hotline:***@db:notaport/h"
+    assert "p@ss" not in str(info.value)
 
 
 def test_unknown_driver_is_a_store_error() -> None:
     with pytest.raises(StoreError) as info:
         make_engine("oracle+nosuchdriver://u@h/d")
     assert info.value.code == "store.bad_url"
+    assert info.value.params["detail"] == "不支持的数据库类型或驱动 oracle+nosuchdriver"
 
 
 def test_sqlite_creates_folder_and_sets_pragmas(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import importlib
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from alembic import command
@@ -142,8 +143,10 @@ def test_migration_guards_the_tables_the_models_call_append_only() -> None:
 
 def test_concurrent_upgrades_are_serialised(db_url: str) -> None:
     # Several nodes starting at once must not race each other into half-built schemas.
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda _: upgrade(db_url), range(3)))
+    # Processes, not threads: Alembic's op/context proxies are process-global.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
+        results = list(pool.map(upgrade, [db_url] * 3))
     assert results == ["0001", "0001", "0001"]
     assert _diffs(db_url, Base.metadata) == []
 
