@@ -29,25 +29,16 @@ def test_documented_file_lists_every_key_with_its_default():
     defaults = Settings()
     assert parsed.model_dump(exclude={"base_dir"}) == defaults.model_dump(exclude={"base_dir"})
 
-    def keys(model_dump, prefix=""):
+    def keys(data, prefix=""):
         out = set()
-        for k, v in model_dump.items():
+        for k, v in data.items():
             if isinstance(v, dict) and k not in ("queues", "lines"):
                 out |= keys(v, f"{prefix}{k}.")
             else:
                 out.add(prefix + k)
         return out
 
-    def documented_keys(data, prefix=""):
-        out = set()
-        for k, v in data.items():
-            if isinstance(v, dict) and k not in ("queues", "lines"):
-                out |= documented_keys(v, f"{prefix}{k}.")
-            else:
-                out.add(prefix + k)
-        return out
-
-    assert keys(defaults.model_dump(exclude={"base_dir"})) == documented_keys(documented)
+    assert keys(defaults.model_dump(exclude={"base_dir"})) == keys(documented)
 
 
 def test_file_then_environment_precedence(tmp_path):

@@ -425,50 +425,47 @@ class IvrSession:
 
     def _run_callback(self, node: s.Node, now: datetime) -> None:
         spec: s.Callback = node.spec
-        self._attempt = 0
 
-        def finish(t: datetime, value: str) -> None:
+        def accept(value: str) -> bool:
             number = value
             if not value and spec.allow_caller_id and self.caller.number:
                 number = self.caller.number
-            self._note("digits", value=_mask(value) if value else "#", attempt=self._attempt)
             own = not value and number == self.caller.number
-            if number.isdigit() and (own or spec.min_digits <= len(number) <= spec.max_digits):
-                self.vars["callback_number"] = number
-                self.vars["callback_queue"] = spec.queue or ""
-                self._note("field", name="callback_number", value=_mask(number))
-                self._note("field", name="callback_queue", value=spec.queue or "")
-                thanks = (spec.thanks,) if spec.thanks else ()
-                self._play(self._items(thanks), t, barge_in=False, anytime=False,
-                           then=self._next)
-            else:
-                retry(t, spec.invalid_prompt)
-
-        def retry(t: datetime, prompt: tuple[str, ...]) -> None:
-            self._attempt += 1
-            self._note("note", retry="invalid" if prompt else "no_input", attempt=self._attempt)
-            if self._attempt > spec.retries:
-                self._next(t)
-                return
-            collect.buffer = ""
-            self._prompt_then_collect(self._items(prompt + spec.prompt), collect, t)
+            if not (number.isdigit() and (own or spec.min_digits <= len(number)
+                                          <= spec.max_digits)):
+                return False
+            self.vars["callback_number"] = number
+            self.vars["callback_queue"] = spec.queue or ""
+            self._note("field", name="callback_number", value=_mask(number))
+            self._note("field", name="callback_queue", value=spec.queue or "")
+            return True
 
         # One digit more than allowed is collected so that a too-long number is refused
         # rather than silently cut off at max_digits.
-        collect = _Collect(max_digits=spec.max_digits + 1, terminator="#",
-                           first_timeout=spec.timeout, inter_timeout=spec.timeout,
-                           finish=finish, no_input=lambda t: retry(t, ()))
-        self._prompt_then_collect(self._items(spec.prompt), collect, now)
+        self._ask(spec, max_digits=spec.max_digits + 1, terminator="#", accept=accept,
+                  shown=lambda v: _mask(v) if v else "#", now=now)
 
     def _run_survey(self, node: s.Node, now: datetime) -> None:
         spec: s.Survey = node.spec
+
+        def accept(value: str) -> bool:
+            if value not in ("1", "2", "3", "4", "5"):
+                return False
+            self.vars["satisfaction"] = int(value)
+            self._note("field", name="satisfaction", value=int(value))
+            return True
+
+        self._ask(spec, max_digits=1, terminator="", accept=accept, shown=lambda v: v, now=now)
+
+    def _ask(self, spec: s.Callback | s.Survey, *, max_digits: int, terminator: str,
+             accept: Callable[[str], bool], shown: Callable[[str], str],
+             now: datetime) -> None:
+        """Ask for one entry; thank and go on when accepted, else retry, then go on anyway."""
         self._attempt = 0
 
         def finish(t: datetime, value: str) -> None:
-            self._note("digits", value=value, attempt=self._attempt)
-            if value in ("1", "2", "3", "4", "5"):
-                self.vars["satisfaction"] = int(value)
-                self._note("field", name="satisfaction", value=int(value))
+            self._note("digits", value=shown(value), attempt=self._attempt)
+            if accept(value):
                 thanks = (spec.thanks,) if spec.thanks else ()
                 self._play(self._items(thanks), t, barge_in=False, anytime=False,
                            then=self._next)
@@ -484,9 +481,9 @@ class IvrSession:
             collect.buffer = ""
             self._prompt_then_collect(self._items(prompt + spec.prompt), collect, t)
 
-        collect = _Collect(max_digits=1, terminator="", first_timeout=spec.timeout,
-                           inter_timeout=spec.timeout, finish=finish,
-                           no_input=lambda t: retry(t, ()))
+        collect = _Collect(max_digits=max_digits, terminator=terminator,
+                           first_timeout=spec.timeout, inter_timeout=spec.timeout,
+                           finish=finish, no_input=lambda t: retry(t, ()))
         self._prompt_then_collect(self._items(spec.prompt), collect, now)
 
     # --- digit collection ---------------------------------------------------------------

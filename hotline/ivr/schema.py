@@ -14,7 +14,7 @@ also turns pydantic's errors into ``file:line:col: verb.property`` problems.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +28,18 @@ DIGIT_KEYS = re.compile(r"^[0-9*#]{1,32}$")
 
 class _Verb(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Prompt-list properties that also accept a single id (``prompt: menu``).
+    _prompt_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in cls._prompt_fields):
+            data = dict(data)
+            for key in cls._prompt_fields:
+                if key in data:
+                    data[key] = _prompt_list(data[key])
+        return data
 
 
 def _prompt_list(value: Any) -> Any:
@@ -62,6 +74,8 @@ class Play(_Verb):
 class Gather(_Verb):
     """Collect DTMF digits: a menu (``routes``) and/or an entry stored in a variable."""
 
+    _prompt_fields = ("prompt", "no_input_prompt", "invalid_prompt")
+
     prompt: tuple[PromptId, ...] = ()
     max_digits: int = Field(1, ge=1, le=32)
     min_digits: int = Field(1, ge=1, le=32)
@@ -75,16 +89,6 @@ class Gather(_Verb):
     store: VarName | None = None
     pattern: str | None = None
     otherwise: NodeId | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("prompt", "no_input_prompt", "invalid_prompt"):
-                if key in data:
-                    data[key] = _prompt_list(data[key])
-        return data
 
     @field_validator("pattern")
     @classmethod
@@ -156,19 +160,14 @@ class Enqueue(_Verb):
 class Transfer(_Verb):
     """Send the call out: an outside number (12345, 110) or a lawyer by work id (点名式)."""
 
+    _prompt_fields = ("prompt",)
+
     number: Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")] | None = None
     lawyer: Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,16}$")] | None = None
     lawyer_var: VarName | None = None
     prompt: tuple[PromptId, ...] = ()
     timeout: int = Field(60, ge=5, le=600)
     fallback: NodeId | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "prompt" in data:
-            return {**data, "prompt": _prompt_list(data["prompt"])}
-        return data
 
     @model_validator(mode="after")
     def _one_target(self) -> Transfer:
@@ -180,6 +179,8 @@ class Transfer(_Verb):
 class Voicemail(_Verb):
     """Record a message that becomes a ticket for the next shift to call back."""
 
+    _prompt_fields = ("prompt",)
+
     prompt: tuple[PromptId, ...] = ()
     max_seconds: int = Field(120, ge=5, le=600)
     beep: bool = True
@@ -187,16 +188,11 @@ class Voicemail(_Verb):
     thanks: PromptId | None = None
     queue: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "prompt" in data:
-            return {**data, "prompt": _prompt_list(data["prompt"])}
-        return data
-
 
 class Callback(_Verb):
     """Take a callback number (or the caller's own with ``#``), stored as ``callback_number``."""
+
+    _prompt_fields = ("prompt", "invalid_prompt")
 
     prompt: tuple[PromptId, ...] = Field(min_length=1)
     invalid_prompt: tuple[PromptId, ...] = ()
@@ -208,35 +204,17 @@ class Callback(_Verb):
     thanks: PromptId | None = None
     queue: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("prompt", "invalid_prompt"):
-                if key in data:
-                    data[key] = _prompt_list(data[key])
-        return data
-
 
 class Survey(_Verb):
     """Post-call satisfaction 1–5, stored on the ticket as ``satisfaction``."""
+
+    _prompt_fields = ("prompt", "invalid_prompt")
 
     prompt: tuple[PromptId, ...] = Field(min_length=1)
     invalid_prompt: tuple[PromptId, ...] = ()
     timeout: float = Field(6.0, ge=2, le=30)
     retries: int = Field(1, ge=0, le=3)
     thanks: PromptId | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _lists(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("prompt", "invalid_prompt"):
-                if key in data:
-                    data[key] = _prompt_list(data[key])
-        return data
 
 
 class Goto(_Verb):
