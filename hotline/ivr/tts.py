@@ -23,7 +23,6 @@ import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 from hotline.errors import ExternalToolError
 
@@ -40,22 +39,6 @@ _SHORT_PAUSE = frozenset("，、；：,;:")  # comma-like: a breath
 _LONG_PAUSE = frozenset("。！？.!?…\n")  # sentence end
 _SHORT_PAUSE_SECONDS = 0.3
 _LONG_PAUSE_SECONDS = 0.5
-
-
-class PromptSource(Protocol):
-    """What the engine and simulator need from prompt audio, so tests can pass a fake."""
-
-    def for_text(self, text: str) -> Path:
-        """A playable WAV saying ``text``."""
-        ...
-
-    def for_file(self, path: Path) -> Path:
-        """A playable WAV with the content of ``path``."""
-        ...
-
-    def duration(self, path: Path) -> float:
-        """Length of a playable WAV in seconds."""
-        ...
 
 
 class PromptAudio:

@@ -46,7 +46,7 @@ def _create_update_guards() -> None:
                 "FOR EACH ROW EXECUTE FUNCTION hotline_reject_update()"
             )
         else:
-            raise NotImplementedError(f"no append-only guard for {dialect}")
+            raise RuntimeError(f"no append-only guard for the {dialect} dialect")
 
 
 def _drop_update_guards() -> None:
