@@ -19,3 +19,15 @@ def test_unknown_code_still_shows_the_code():
     assert str(HotlineError("x.y", a=1)) == "x.y {'a': 1}"
     assert str(ConfigError("config.unknown_env", var="HOTLINE_X")) == (
         "配置错误: 环境变量 HOTLINE_X 不对应任何配置项")
+
+
+def test_cli_usage_errors_are_chinese_one_liners(capsys):
+    from hotline.cli import main
+
+    assert main(["nope"]) == 2
+    err = capsys.readouterr().err
+    assert err == "用法错误: 没有命令 nope\n运行 'hotline --help' 查看用法\n"
+    assert main(["flows", "simulate", "main", "--hangup-at", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("用法错误: --hangup-at 的值 'x' 无效, 应为整数\n")
+    assert "Traceback" not in err and "Usage:" not in err

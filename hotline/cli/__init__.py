@@ -9,6 +9,7 @@ errors, 1 otherwise); anything unexpected prints one line and leaves the traceba
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -73,6 +74,31 @@ def _crash_log(settings_hint: Path | None) -> Path:
         return Path("(无法写入日志)")
 
 
+# Click's own messages are English; these patterns cover what operators actually meet.
+_USAGE_ZH = [
+    (re.compile(r"^Missing argument '(.+)'\.$"), r"缺少参数 \1"),
+    (re.compile(r"^Missing option '(.+)'\.$"), r"缺少选项 \1"),
+    (re.compile(r"^No such command '(.+)'\.$"), r"没有命令 \1"),
+    (re.compile(r"^No such option: (.+)$"), r"没有选项 \1"),
+    (re.compile(r"^No such option '(.+)'\.?(.*)$"), r"没有选项 \1\2"),
+    (re.compile(r"^Got unexpected extra arguments? \((.+)\)$"), r"多余的参数: \1"),
+    (re.compile(r"^Option '(.+)' requires an argument\.$"), r"选项 \1 需要一个值"),
+    (re.compile(r"^Invalid value for '(.+)': '(.*)' is not one of (.+)\.$"),
+     r"\1 的值 '\2' 无效, 应为以下之一: \3"),
+    (re.compile(r"^Invalid value for '(.+)': '(.*)' is not a valid integer\.$"),
+     r"\1 的值 '\2' 无效, 应为整数"),
+    (re.compile(r"^Invalid value for '(.+)': (.+)$"), r"\1 的值无效: \2"),
+]
+
+
+def usage_zh(message: str) -> str:
+    """Chinese for the common click usage messages; others pass through unchanged."""
+    for pattern, replacement in _USAGE_ZH:
+        if pattern.match(message):
+            return pattern.sub(replacement, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; errors become one Chinese line on stderr."""
     _register()
@@ -83,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "hotline"
+        click.echo(f"用法错误: {usage_zh(exc.format_message())}", err=True)
+        click.echo(f"运行 '{command} --help' 查看用法", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"错误: {usage_zh(exc.format_message())}", err=True)
         return exc.exit_code
     except ConfigError as exc:
         click.echo(str(exc), err=True)

@@ -28,16 +28,21 @@ def db_group() -> None:
 def upgrade_cmd(app: AppContext) -> None:
     """Migrate, then mirror the configured queues so reports can name them."""
     from hotline.store.engine import mask_url
-    from hotline.store.migrate import upgrade
+    from hotline.store.migrate import current_revision, upgrade
     from hotline.store.queues import sync_queues
     from hotline.store.session import open_session
 
     settings = app.settings
     url = settings.database_url
+    before = current_revision(url)
     revision = upgrade(url)
     with open_session(url) as session:
         count = sync_queues(session, settings.queues)
-    click.echo(f"数据库已是最新版本 {revision} ({mask_url(url)}), 已同步 {count} 个队列")
+    if before == revision:
+        state = f"数据库已是最新版本 {revision}"
+    else:
+        state = f"数据库已升级: {before or '空库'} → {revision}"
+    click.echo(f"{state} ({mask_url(url)}), 已同步 {count} 个队列")
 
 
 @db_group.command("current", help="显示数据库当前的结构版本。")

@@ -71,9 +71,11 @@ def test_not_upgraded_database(run: Run) -> None:
 def test_upgrade_then_current(run: Run) -> None:
     code, out, err = run("db", "upgrade")
     assert (code, err) == (0, "")
-    assert out.startswith("数据库已是最新版本 0001 (")
+    assert out.startswith("数据库已升级: 空库 → 0001 (")
     assert out.endswith("), 已同步 8 个队列\n")
     assert out.count("\n") == 1
+    code, out, _ = run("db", "upgrade")
+    assert code == 0 and out.startswith("数据库已是最新版本 0001 (")
     assert run("db", "current") == (0, "数据库版本 0001 (已是最新)\n", "")
 
 
