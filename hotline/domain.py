@@ -166,6 +166,8 @@ class EndReason(_Labelled):
     ABANDONED = "abandoned"  # 排队放弃
     FAILED = "failed"  # 呼叫失败
     SYSTEM_RESTART = "system_restart"  # 系统重启关闭
+    WORKER_CRASH = "worker_crash"  # 媒体进程故障
+    TIMEOUT = "timeout"  # 超时
 
 
 class CallEventKind(StrEnum):
@@ -240,5 +242,6 @@ _LABELS: dict[str, dict[str, str]] = {
         "caller_hangup": "来电人挂机", "lawyer_hangup": "律师挂机",
         "ivr_hangup": "语音导航结束", "transferred": "已转接", "voicemail": "留言结束",
         "abandoned": "排队放弃", "failed": "呼叫失败", "system_restart": "系统重启关闭",
+        "worker_crash": "媒体进程故障", "timeout": "超时",
     },
 }

@@ -107,3 +107,7 @@ MESSAGES.update({
     "serve.port_busy": ("无法监听 {host}:{port}: {detail} "
                         "(端口可能已被占用; 可用 HOTLINE_API_PORT 换一个)"),
 })
+
+MESSAGES.update({
+    "telephony.protocol": "媒体进程消息格式错误: {detail}",
+})
