@@ -53,6 +53,22 @@ class SipSettings(_Section):
     transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
 
 
+class TelephonySettings(_Section):
+    """Media workers (pjsua2 processes) behind the SIP front."""
+
+    enabled: bool = True
+    workers: int = Field(4, ge=1, le=500)
+    # Inbound calls admitted per worker: a 4-leg worker keeps legs free for the lawyer, a
+    # consultation/transfer target and a supervisor.
+    calls_per_worker: int = Field(2, ge=1, le=64)
+    worker_host: str = "127.0.0.1"
+    worker_sip_port_base: int = Field(5100, ge=1024, le=65000)
+    rtp_port_base: int = Field(20000, ge=1024, le=65000)
+    rtp_ports_per_worker: int = Field(40, ge=8, le=1000)
+    # Seconds a queued call waits with hold music before the flow's overflow (no ACD yet).
+    queue_wait: int = Field(300, ge=5, le=7200)
+
+
 class ApiSettings(_Section):
     """The HTTP + WebSocket API for consoles."""
 
@@ -124,6 +140,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     sip: SipSettings = SipSettings()
     api: ApiSettings = ApiSettings()
+    telephony: TelephonySettings = TelephonySettings()
     paths: PathSettings = PathSettings()
     ivr: IvrSettings = IvrSettings()
     callers: CallerSettings = CallerSettings()

@@ -176,6 +176,7 @@ class CallEventKind(StrEnum):
     OFFERED = "offered"  # INVITE received
     ANSWERED = "answered"  # IVR answered the caller
     IVR_NODE = "ivr_node"  # entered an IVR node
+    IVR_NOTE = "ivr_note"  # an IVR decision: hours, branch, retry, queue result
     DIGITS = "digits"  # caller keyed digits
     FIELD_SET = "field_set"  # a ticket field was set by the flow
     PROMPT = "prompt"  # a prompt was played

@@ -111,3 +111,8 @@ MESSAGES.update({
 MESSAGES.update({
     "telephony.protocol": "媒体进程消息格式错误: {detail}",
 })
+
+MESSAGES.update({
+    "telephony.worker_failed": ("媒体进程 {worker} (SIP 端口 {port}) 未能启动: {detail} "
+                                "(端口被占用时可修改 telephony.worker_sip_port_base)"),
+})

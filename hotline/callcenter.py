@@ -1,0 +1,344 @@
+"""The coordinator: the single writer that turns worker events into IVR steps and ledger rows.
+
+Runs on the asyncio loop. For each call: the worker offers it → the call and its ticket are
+written (before anything is played) → answer → record → an :class:`IvrSession` runs the flow
+for the dialled line; its commands become worker commands, its deadlines loop timers, its
+trace the call's events. Queues have no lawyers to offer calls to until the ACD lands: a
+queued caller hears hold music and, after the queue's wait, the flow's overflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hotline import commands as cmd
+from hotline import events as ev
+from hotline.callers import mask_number
+from hotline.config import Settings
+from hotline.domain import CallEventKind, EndReason
+from hotline.ivr.engine import IvrSession, OutcomeKind, Step
+from hotline.ivr.registry import FlowRegistry
+from hotline.ivr.tts import PromptAudio
+from hotline.ledger import Ledger
+from hotline.recording import flag_reason, recording_path
+from hotline.store import calls as ledger_calls
+from hotline.store.callers import lookup_caller_facts
+from hotline.telephony import protocol as p
+
+log = logging.getLogger("hotline.callcenter")
+
+RECORDING_TOKEN = 1
+HOLD_TOKEN_BASE = 1_000_000  # hold-music playbacks, never confused with IVR prompt tokens
+_TRACE_KINDS = {"node": CallEventKind.IVR_NODE, "prompt": CallEventKind.PROMPT,
+                "digits": CallEventKind.DIGITS, "field": CallEventKind.FIELD_SET,
+                "note": CallEventKind.IVR_NOTE}
+_OUTCOME_KINDS = {OutcomeKind.ENQUEUE: CallEventKind.ENQUEUED,
+                  OutcomeKind.TRANSFER: CallEventKind.TRANSFER,
+                  OutcomeKind.VOICEMAIL: CallEventKind.VOICEMAIL}
+
+
+@dataclass
+class LiveCall:
+    """What the coordinator holds for one call while it lasts."""
+
+    key: str
+    worker: str
+    sip_call_id: str
+    caller: str
+    line: str
+    started: datetime
+    db_id: int | None = None
+    ticket_no: str = ""
+    session: IvrSession | None = None
+    timer: asyncio.TimerHandle | None = None
+    side_timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    recording_id: int | None = None
+    recording_started: datetime | None = None
+    hold_token: int | None = None
+    end_reason: EndReason | None = None
+    ended: bool = False
+    closed: bool = False  # the ledger row has its end
+    end_data: dict[str, Any] = field(default_factory=dict)
+
+
+class CallCenter:
+    """Owns all live calls; every method runs on the event loop thread."""
+
+    def __init__(self, settings: Settings, flows: FlowRegistry, audio: PromptAudio,
+                 ledger: Ledger, send: Callable[[str, Any], bool],
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
+        self.flows = flows
+        self.audio = audio
+        self.ledger = ledger
+        self.send = send
+        self.now = now
+        self.calls: dict[str, LiveCall] = {}
+        self._hold_seq = HOLD_TOKEN_BASE
+        self.finished = 0
+
+    # --- worker events ------------------------------------------------------------------
+
+    def on_worker_event(self, worker: str, message: Any) -> None:
+        """Dispatch one event from a worker (never raises: a bad event is logged)."""
+        try:
+            self._dispatch(worker, message)
+        except Exception:  # noqa: BLE001 - one bad event must not take the node down
+            log.exception("处理媒体进程事件失败: %r", message)
+
+    def _dispatch(self, worker: str, message: Any) -> None:
+        if isinstance(message, p.CallOffered):
+            # Registered at once, so a hang-up arriving while the row is written is seen.
+            call = LiveCall(message.call, worker, message.sip_call_id,
+                            _user_part(message.from_uri), message.to_user, self.now())
+            self.calls[call.key] = call
+            asyncio.get_running_loop().create_task(self._offered(call, message))
+            return
+        call = self.calls.get(getattr(message, "call", ""))
+        if call is None:
+            return
+        if isinstance(message, p.RecordingDone):
+            self._recording_closed(call, message)
+            return
+        if call.ended:
+            return
+        if isinstance(message, p.LegAnswered) and message.leg == "caller":
+            asyncio.get_running_loop().create_task(self._answered(call))
+        elif isinstance(message, p.Digit) and message.leg == "caller":
+            self._feed(call, ev.DigitReceived(message.digit))
+        elif isinstance(message, p.PlaybackDone):
+            if message.token < HOLD_TOKEN_BASE:
+                self._feed(call, ev.PlaybackFinished(message.token))
+        elif isinstance(message, p.LegEnded) and message.leg == "caller":
+            self._caller_gone(call, message)
+
+    def on_worker_lost(self, worker: str) -> None:
+        """A worker died: its calls end as worker_crash; their recordings get repaired."""
+        for call in [c for c in self.calls.values() if c.worker == worker]:
+            if not call.ended:
+                call.end_reason = EndReason.WORKER_CRASH
+                self._finish(call, {"worker": worker})
+            self._repair_recording(call)
+            self.calls.pop(call.key, None)
+
+    # --- call life ----------------------------------------------------------------------
+
+    async def _offered(self, call: LiveCall, offer: p.CallOffered) -> None:
+        number, worker = call.caller, call.worker
+        flow_id = self.flows.flow_for_line(offer.to_user)
+        local = call.started.astimezone(self.settings.tz)
+        window = self.settings.callers.repeat_window_days
+
+        def open_and_look_up(session: Any) -> tuple[ledger_calls.OpenedCall, Any]:
+            opened = ledger_calls.open_call(
+                session, sip_call_id=offer.sip_call_id, line=offer.to_user,
+                caller_number=number, flow=flow_id, worker=worker, at=call.started,
+                local_day=local.date(), data={"remote": offer.remote})
+            return opened, lookup_caller_facts(session, number, call.started, window)
+
+        try:
+            opened, facts = await self.ledger.run(open_and_look_up)
+        except Exception:  # noqa: BLE001 - no ledger row, no call: refuse it cleanly
+            log.exception("无法写入来电 %s, 拒接", mask_number(number))
+            call.ended = True
+            self.calls.pop(call.key, None)
+            self.send(worker, p.Hangup(call.key, "ledger_unavailable"))
+            return
+        call.db_id, call.ticket_no = opened.call_id, opened.ticket_no
+        if call.ended:  # the caller hung up while we were writing
+            self._close(call)
+            return
+        call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz)
+        log.info("来电 %s → %s (%s), 工单 %s, 媒体进程 %s", mask_number(number),
+                 offer.to_user, flow_id, opened.ticket_no, worker)
+        self.send(worker, p.Answer(call.key))
+
+    async def _answered(self, call: LiveCall) -> None:
+        if call.db_id is None or call.session is None:
+            return
+        at = self.now()
+        self.ledger.post(ledger_calls.update_call, call.db_id, answered_at=at)
+        self.ledger.post(ledger_calls.append_events, call.db_id,
+                         [(at, CallEventKind.ANSWERED, {})])
+        root = self.settings.path("recordings")
+        path = recording_path(root, call.ticket_no, call.started.astimezone(self.settings.tz))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        call.recording_started = at
+        call.recording_id = await self.ledger.run(ledger_calls.add_recording, call.db_id,
+                                                  str(path), at)
+        if call.ended:  # hung up while the row was written: nothing was recorded
+            self.ledger.post(ledger_calls.close_recording, call.recording_id, sha256="",
+                             seconds=0.0, size=0, closed_at=self.now(),
+                             flagged="通话在录音开始前结束")
+            self.calls.pop(call.key, None)
+            return
+        self.send(call.worker, p.Record(call.key, RECORDING_TOKEN, str(path)))
+        self._apply(call, call.session.start(at))
+
+    def _feed(self, call: LiveCall, event: ev.IvrEvent) -> None:
+        if call.session is None or call.session.done:
+            return
+        self._apply(call, call.session.handle(event, self.now()))
+
+    def _apply(self, call: LiveCall, step: Step) -> None:
+        assert call.db_id is not None
+        at = self.now()
+        events = [(at, _TRACE_KINDS.get(t.kind, CallEventKind.IVR_NOTE),
+                   {"flow": t.flow, "node": t.node, **t.data})
+                  for t in step.trace if t.kind in _TRACE_KINDS]
+        if step.outcome is not None and step.outcome.kind in _OUTCOME_KINDS:
+            events.append((at, _OUTCOME_KINDS[step.outcome.kind],
+                           {"target": step.outcome.target}))
+        if events:
+            self.ledger.post(ledger_calls.append_events, call.db_id, events)
+        for command in step.commands:
+            self._command(call, command)
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        if step.deadline is not None and not call.ended:
+            delay = max(0.0, (step.deadline - self.now()).total_seconds())
+            call.timer = asyncio.get_running_loop().call_later(
+                delay, self._feed, call, ev.TimerFired())
+
+    def _command(self, call: LiveCall, command: cmd.IvrCommand) -> None:
+        if isinstance(command, cmd.Play):
+            paths = tuple(str(self._audio_for(item)) for item in command.items)
+            self.send(call.worker, p.PlayFiles(call.key, command.token, paths))
+        elif isinstance(command, cmd.StopPlayback):
+            self.send(call.worker, p.StopPlayback(call.key, command.token))
+        elif isinstance(command, cmd.RecordMessage):
+            # The message is part of the call recording; the ledger keeps where it starts.
+            self._later(call, command.max_seconds, ev.RecordingFinished(
+                command.token, float(command.max_seconds)))
+        elif isinstance(command, cmd.Enqueue):
+            self._enqueue(call, command)
+        elif isinstance(command, cmd.TransferToLawyer):
+            # No ACD yet: nobody can be rung, so the flow's fallback runs at once.
+            self._later(call, 0, ev.TransferFailed("no_agent_routing"))
+        elif isinstance(command, cmd.TransferOut):
+            log.warning("外线转接 %s 尚未接通 (需要 SIP 中继), 结束通话", command.number)
+            call.end_reason = EndReason.FAILED
+            self.send(call.worker, p.Hangup(call.key, "transfer_unavailable"))
+        elif isinstance(command, cmd.Hangup):
+            call.end_reason = (EndReason.VOICEMAIL if command.reason == "voicemail"
+                               else EndReason.IVR_HANGUP)
+            self.send(call.worker, p.Hangup(call.key, command.reason))
+
+    def _enqueue(self, call: LiveCall, command: cmd.Enqueue) -> None:
+        assert call.db_id is not None
+        self.ledger.post(ledger_calls.update_call, call.db_id, queued_at=self.now(),
+                         queue_code=command.queue, priority=command.priority)
+        if command.hold_music:
+            entry = self.flows.current.prompts.get(command.hold_music)
+            if entry is not None:
+                self._hold_seq += 1
+                call.hold_token = self._hold_seq
+                path = self.audio.for_file(entry.file) if entry.file else self.audio.for_text(
+                    entry.text)
+                self.send(call.worker, p.PlayFiles(call.key, call.hold_token, (str(path),),
+                                                   loop=True))
+        wait = min(command.max_wait or self.settings.telephony.queue_wait,
+                   self.settings.telephony.queue_wait)
+
+        def overflow() -> None:
+            if call.hold_token is not None:
+                self.send(call.worker, p.StopPlayback(call.key, call.hold_token))
+                call.hold_token = None
+            self._feed(call, ev.QueueOverflow("no_agent"))
+
+        call.side_timers.append(asyncio.get_running_loop().call_later(wait, overflow))
+
+    def _later(self, call: LiveCall, seconds: float, event: ev.IvrEvent) -> None:
+        call.side_timers.append(asyncio.get_running_loop().call_later(
+            seconds, self._feed, call, event))
+
+    def _audio_for(self, item: cmd.PromptItem) -> Path:
+        if item.kind is cmd.PromptKind.CATALOGUE:
+            entry = self.flows.current.prompts[item.ref]
+            return self.audio.for_file(entry.file) if entry.file else self.audio.for_text(
+                entry.text)
+        if item.kind is cmd.PromptKind.FILE:
+            return self.audio.for_file(self.flows.current.root / item.ref)
+        return self.audio.for_text(item.text)
+
+    def _caller_gone(self, call: LiveCall, message: p.LegEnded) -> None:
+        if call.session is not None and not call.session.done:
+            was_waiting = call.session.waiting_for
+            self._apply(call, call.session.handle(ev.CallerHungUp(), self.now()))
+            if call.end_reason is None:
+                call.end_reason = (EndReason.ABANDONED if was_waiting == "queue"
+                                   else EndReason.CALLER_HANGUP)
+        self._finish(call, {"sip_status": message.status, "sip_reason": message.reason})
+
+    def _finish(self, call: LiveCall, data: dict[str, Any]) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        call.end_data = data
+        for timer in [call.timer, *call.side_timers]:
+            if timer is not None:
+                timer.cancel()
+        if call.recording_id is None:
+            self.calls.pop(call.key, None)  # else kept until the worker closes the recording
+        if call.db_id is not None:  # else the open write is in flight; _offered closes it
+            self._close(call)
+
+    def _close(self, call: LiveCall) -> None:
+        if call.closed or call.db_id is None:
+            return
+        call.closed = True
+        session = call.session
+        reason = call.end_reason or EndReason.CALLER_HANGUP
+        self.ledger.post(ledger_calls.close_call, call.db_id, at=self.now(), reason=reason,
+                         ivr_vars=dict(session.vars) if session else {},
+                         ivr_path=[f"{f}/{n}" for f, n in session.path] if session else [],
+                         data=call.end_data)
+        self.finished += 1
+        log.info("通话结束: 工单 %s, 原因 %s", call.ticket_no, reason.value)
+
+    def _recording_closed(self, call: LiveCall, message: p.RecordingDone) -> None:
+        self._close_recording(call, Path(message.path), message.seconds, message.sha256)
+        if call.ended:
+            self.calls.pop(call.key, None)
+
+    def _close_recording(self, call: LiveCall, path: Path, seconds: float, sha: str) -> None:
+        if call.recording_id is None or call.recording_started is None:
+            return
+        wall = (self.now() - call.recording_started).total_seconds()
+        size = path.stat().st_size if path.exists() else 0
+        self.ledger.post(ledger_calls.close_recording, call.recording_id, sha256=sha,
+                         seconds=seconds, size=size, closed_at=self.now(),
+                         flagged=flag_reason(seconds, wall))
+
+    def _repair_recording(self, call: LiveCall) -> None:
+        from hotline.recording import inspect, repair_wav
+
+        if call.recording_id is None or call.recording_started is None:
+            return
+        path = recording_path(self.settings.path("recordings"), call.ticket_no,
+                              call.started.astimezone(self.settings.tz))
+        try:
+            if path.exists():
+                repair_wav(path)
+                facts = inspect(path)
+                self._close_recording(call, path, facts.seconds, facts.sha256)
+        except Exception:  # noqa: BLE001 - a broken file is reported, never fatal
+            log.exception("录音修复失败: %s", path)
+
+
+def _user_part(uri: str) -> str:
+    """``"张三" <sip:13800000000@host>`` → ``13800000000`` (empty when withheld)."""
+    text = uri
+    if "<" in text and ">" in text:
+        text = text[text.index("<") + 1:text.index(">")]
+    if ":" in text:
+        text = text.split(":", 1)[1]
+    user = text.split("@", 1)[0].split(";", 1)[0]
+    return "" if user.lower() in ("anonymous", "unknown") else user
