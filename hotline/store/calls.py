@@ -98,7 +98,7 @@ _TICKET_FIELDS = {"category": Category, "priority": Priority, "language": Langua
 
 
 def close_call(session: Session, call_id: int, *, at: datetime, reason: EndReason,
-               ivr_vars: Mapping[str, Any], ivr_path: list[str],
+               ivr_vars: Mapping[str, Any], ivr_path: list[str] | None,
                data: Mapping[str, Any] | None = None) -> None:
     """End the call (once: a second close is ignored) and copy the IVR's fields to its ticket."""
     call = session.get(Call, call_id)
@@ -106,10 +106,12 @@ def close_call(session: Session, call_id: int, *, at: datetime, reason: EndReaso
         return
     call.ended_at = at
     call.end_reason = reason
-    call.ivr_path = ivr_path
+    if ivr_path is not None:
+        call.ivr_path = ivr_path
     ticket = session.scalar(select(Ticket).where(Ticket.call_id == call_id))
     if ticket is not None:
-        ticket.ivr_path = ivr_path
+        if ivr_path is not None:
+            ticket.ivr_path = ivr_path
         for name, vocab in _TICKET_FIELDS.items():
             value = ivr_vars.get(name)
             if value in {m.value for m in vocab}:
