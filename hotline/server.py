@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -20,8 +21,10 @@ from hotline.config import Settings
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
-from hotline.store.engine import make_engine, mask_url
+from hotline.recovery import recover
+from hotline.store.engine import make_engine, make_session_factory, mask_url
 from hotline.store.migrate import ensure_current
+from hotline.store.session import session_scope
 
 log = logging.getLogger("hotline.serve")
 
@@ -65,6 +68,11 @@ async def run(settings: Settings) -> None:
     try:
         revision = ensure_current(engine)
         log.info("数据库就绪: %s (结构版本 %s)", mask_url(settings.database_url), revision)
+        with session_scope(make_session_factory(engine)) as session:
+            done = recover(session, datetime.now(UTC))
+        if done.calls_closed or done.recordings_closed:
+            log.warning("启动恢复: 关闭了 %d 个未结束的通话, 关闭了 %d 个录音 (修复 %d 个)",
+                        done.calls_closed, done.recordings_closed, done.recordings_repaired)
 
         registry = FlowRegistry(settings)
         flows = registry.current
