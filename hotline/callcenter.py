@@ -26,7 +26,7 @@ from hotline.ivr.engine import IvrSession, OutcomeKind, Step
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
 from hotline.ledger import Ledger
-from hotline.recording import flag_reason, recording_path
+from hotline.recording import flag_reason, inspect, recording_path, recover_parts, repair_wav
 from hotline.store import calls as ledger_calls
 from hotline.store.callers import lookup_caller_facts
 from hotline.telephony import protocol as p
@@ -95,10 +95,10 @@ class CallCenter:
     def _dispatch(self, worker: str, message: Any) -> None:
         if isinstance(message, p.CallOffered):
             # Registered at once, so a hang-up arriving while the row is written is seen.
-            call = LiveCall(message.call, worker, message.sip_call_id,
-                            _user_part(message.from_uri), message.to_user, self.now())
-            self.calls[call.key] = call
-            asyncio.get_running_loop().create_task(self._offered(call, message))
+            offered = LiveCall(message.call, worker, message.sip_call_id,
+                               _user_part(message.from_uri), message.to_user, self.now())
+            self.calls[offered.key] = offered
+            asyncio.get_running_loop().create_task(self._offered(offered, message))
             return
         call = self.calls.get(getattr(message, "call", ""))
         if call is None:
@@ -273,8 +273,13 @@ class CallCenter:
             was_waiting = call.session.waiting_for
             self._apply(call, call.session.handle(ev.CallerHungUp(), self.now()))
             if call.end_reason is None:
-                call.end_reason = (EndReason.ABANDONED if was_waiting == "queue"
-                                   else EndReason.CALLER_HANGUP)
+                outcome = call.session.outcome
+                if outcome is not None and outcome.kind is OutcomeKind.VOICEMAIL:
+                    call.end_reason = EndReason.VOICEMAIL  # hanging up ends the message
+                elif was_waiting == "queue":
+                    call.end_reason = EndReason.ABANDONED
+                else:
+                    call.end_reason = EndReason.CALLER_HANGUP
         self._finish(call, {"sip_status": message.status, "sip_reason": message.reason})
 
     def _finish(self, call: LiveCall, data: dict[str, Any]) -> None:
@@ -318,15 +323,16 @@ class CallCenter:
                          flagged=flag_reason(seconds, wall))
 
     def _repair_recording(self, call: LiveCall) -> None:
-        from hotline.recording import inspect, repair_wav
-
         if call.recording_id is None or call.recording_started is None:
             return
         path = recording_path(self.settings.path("recordings"), call.ticket_no,
                               call.started.astimezone(self.settings.tz))
         try:
-            if path.exists():
+            # A killed worker leaves only its mono part files: merge them into the call's WAV.
+            recovered = recover_parts(path)
+            if recovered is None and path.exists():
                 repair_wav(path)
+            if path.exists():
                 facts = inspect(path)
                 self._close_recording(call, path, facts.seconds, facts.sha256)
         except Exception:  # noqa: BLE001 - a broken file is reported, never fatal

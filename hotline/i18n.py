@@ -116,3 +116,13 @@ MESSAGES.update({
     "telephony.worker_failed": ("媒体进程 {worker} (SIP 端口 {port}) 未能启动: {detail} "
                                 "(端口被占用时可修改 telephony.worker_sip_port_base)"),
 })
+
+MESSAGES.update({
+    # the SIP front (Kamailio), hotline/telephony/front.py
+    "front.bad_value": "SIP 前端配置错误 ({count} 处): {problems}",
+    "front.port_busy": ("SIP 前端无法监听 {host}:{port} ({transport}): 端口已被占用 "
+                        "(可用 HOTLINE_SIP_PORT 换一个端口)"),
+    "front.bad_config": "Kamailio 拒绝了生成的配置 {path}: {detail}",
+    "front.failed": "SIP 前端 (Kamailio) 启动失败: {detail} (完整日志: {log})",
+    "front.rpc": "无法通过控制接口操作 SIP 前端 ({method}): {detail}",
+})

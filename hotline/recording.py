@@ -8,8 +8,12 @@ audio is playable again. Pure file logic: no database, no pjsua2.
 
 from __future__ import annotations
 
+import array
+import contextlib
 import hashlib
+import os
 import struct
+import sys
 import wave
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +22,8 @@ from pathlib import Path
 # A recording shorter or longer than the call by more than this share is flagged: the
 # conference bridge can silently drop clock ticks under overload.
 MAX_DRIFT = 0.02
+RATE = 8000
+MERGE_CHUNK = RATE * 10  # frames per write while merging: bounded memory for long calls
 
 
 @dataclass(frozen=True)
@@ -100,3 +106,105 @@ def repair_wav(path: Path) -> bool:
                 return changed
             offset += 8 + chunk_size + (chunk_size & 1)
     return False
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """A closed stereo recording."""
+
+    path: str
+    seconds: float
+    sha256: str
+
+
+def part_paths(path: Path) -> tuple[Path, Path]:
+    """The mono part files a recording to ``path`` writes while it runs."""
+    return (path.with_name(path.stem + ".left.part.wav"),
+            path.with_name(path.stem + ".right.part.wav"))
+
+
+def recover_parts(path: Path) -> RecordingResult | None:
+    """Turn the part files of a worker killed mid-recording into the stereo ``path``.
+
+    The killed worker never fixed the parts' WAV headers; they are repaired from the files'
+    real sizes, then merged as usual. None when no part exists (nothing to recover).
+    """
+    left, right = part_paths(path)
+    if not left.exists() and not right.exists():
+        return None
+    for part in (left, right):
+        with contextlib.suppress(OSError):
+            if part.exists() and part.stat().st_size >= 44:
+                repair_wav(part)
+    try:
+        seconds = merge_stereo(left, right, path)
+    finally:
+        for part in (left, right):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+    return RecordingResult(str(path), seconds, sha256_of(path))
+
+
+def _read_mono(path: Path) -> tuple[wave.Wave_read | None, int]:
+    """Open a mono 16-bit WAV; a missing or empty file counts as silence."""
+    try:
+        reader = wave.open(str(path), "rb")
+    except (FileNotFoundError, EOFError, wave.Error):
+        return None, 0
+    if reader.getnchannels() != 1 or reader.getsampwidth() != 2:
+        reader.close()
+        raise wave.Error(f"{path}: not 16-bit mono")
+    return reader, reader.getnframes()
+
+
+def merge_stereo(left: Path, right: Path, out: Path) -> float:
+    """Interleave two mono 16-bit WAVs into a stereo WAV; the shorter is padded with silence.
+
+    The output is written beside ``out`` and renamed over it only when complete, so a
+    reader never sees half a recording. Returns the seconds of audio written.
+    """
+    left_reader, left_frames = _read_mono(left)
+    right_reader, right_frames = _read_mono(right)
+    rate = next((r.getframerate() for r in (left_reader, right_reader) if r is not None), RATE)
+    total = max(left_frames, right_frames)
+    partial = out.with_name(out.name + ".part")
+    try:
+        with open(partial, "wb") as raw:
+            writer = wave.open(raw, "wb")
+            writer.setnchannels(2)
+            writer.setsampwidth(2)
+            writer.setframerate(rate)
+            writer.setnframes(total)
+            done = 0
+            while done < total:
+                step = min(MERGE_CHUNK, total - done)
+                frames = array.array("h", bytes(4 * step))
+                frames[0::2] = _chunk(left_reader, step)
+                frames[1::2] = _chunk(right_reader, step)
+                if sys.byteorder == "big":
+                    frames.byteswap()
+                writer.writeframes(frames.tobytes())
+                done += step
+            writer.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(partial, out)
+    finally:
+        for reader in (left_reader, right_reader):
+            if reader is not None:
+                reader.close()
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return total / rate
+
+
+def _chunk(reader: wave.Wave_read | None, frames: int) -> array.array[int]:
+    """``frames`` samples from ``reader``, zero-padded past its end."""
+    samples = array.array("h")
+    if reader is not None:
+        samples.frombytes(reader.readframes(frames))
+        if sys.byteorder == "big":
+            samples.byteswap()
+    if len(samples) < frames:
+        samples.extend(array.array("h", bytes(2 * (frames - len(samples)))))
+    return samples

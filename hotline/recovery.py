@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from hotline.domain import EndReason
-from hotline.recording import inspect, repair_wav
+from hotline.recording import inspect, recover_parts, repair_wav
 from hotline.store import calls as ledger_calls
 
 log = logging.getLogger("hotline.recovery")
@@ -42,6 +42,8 @@ def recover(session: Session, now: datetime) -> Recovered:
     for rec_id, raw_path in recordings:
         path = Path(raw_path)
         try:
+            if recover_parts(path) is not None:  # a worker killed mid-recording
+                repaired += 1
             if not path.exists():
                 raise FileNotFoundError(raw_path)
             if repair_wav(path):

@@ -17,14 +17,18 @@ from typing import Any
 import uvicorn
 
 from hotline.api.app import create_app
+from hotline.callcenter import CallCenter
 from hotline.config import Settings
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
+from hotline.ledger import Ledger
 from hotline.recovery import recover
 from hotline.store.engine import make_engine, make_session_factory, mask_url
 from hotline.store.migrate import ensure_current
 from hotline.store.session import session_scope
+from hotline.telephony.front import FrontConfig, KamailioFront, WorkerRoute
+from hotline.telephony.pool import WorkerPool
 
 log = logging.getLogger("hotline.serve")
 
@@ -44,11 +48,79 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Telephony:
+    """The running SIP side: ledger writer, coordinator, media workers, Kamailio front."""
+
+    def __init__(self, ledger: Ledger, center: CallCenter, pool: WorkerPool,
+                 front: KamailioFront) -> None:
+        self.ledger, self.center, self.pool, self.front = ledger, center, pool, front
+
+    async def stop(self) -> None:
+        """Front first (no new calls), then workers (hang up, close recordings), then ledger."""
+        await asyncio.to_thread(self.front.stop)
+        log.info("SIP 前端已停止")
+        await self.pool.stop()
+        log.info("媒体进程已停止")
+        await asyncio.to_thread(self.ledger.close)
+
+
+async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegistry,
+                           ) -> Telephony:
+    t = settings.telephony
+    ledger = Ledger(make_session_factory(engine))
+    center = CallCenter(settings, registry, _prompt_audio(settings), ledger, lambda *a: False)
+    pool = WorkerPool(settings, center.on_worker_event, center.on_worker_lost)
+    center.send = pool.send
+    try:
+        await pool.start()
+    except BaseException:
+        ledger.close()
+        raise
+    legs = pool.max_legs
+    # Each admitted caller needs a leg for the lawyer too; keep the rest for transfers.
+    per_worker = max(1, min(t.calls_per_worker, legs // 2))
+    if per_worker < t.calls_per_worker:
+        log.warning("pjsua2 每进程只支持 %d 路, 每个媒体进程只接入 %d 路来电", legs, per_worker)
+    log.info("媒体进程已启动: %d 个 (每进程 %d 路, 接入 %d 路来电), SIP 端口 %d–%d",
+             len(pool.slots), legs, per_worker, t.worker_sip_port_base,
+             t.worker_sip_port_base + t.workers - 1)
+    routes = [WorkerRoute(slot.worker_id, t.worker_host, slot.sip_port, maxload=per_worker)
+              for slot in pool.slots.values()]
+    front = KamailioFront(FrontConfig.from_settings(settings, routes))
+    try:
+        await asyncio.to_thread(front.start)
+    except BaseException:
+        await pool.stop()
+        ledger.close()
+        raise
+    log.info("SIP 前端 (Kamailio) 已启动: %s %s:%d, 共可接入 %d 路来电",
+             "/".join(settings.sip.transports), settings.sip.host, settings.sip.port,
+             per_worker * len(routes))
+    return Telephony(ledger, center, pool, front)
+
+
+async def _supervise_front(telephony: Telephony) -> None:
+    """Restart Kamailio if it dies; calls in the workers go on meanwhile."""
+    while True:
+        await asyncio.sleep(2.0)
+        if not telephony.front.alive():
+            log.error("SIP 前端 (Kamailio) 意外退出, 正在重启")
+            try:
+                await asyncio.to_thread(telephony.front.start)
+                log.info("SIP 前端已重启")
+            except HotlineError as exc:
+                log.error("SIP 前端重启失败: %s", exc)
+
+
+def _prompt_audio(settings: Settings) -> PromptAudio:
+    return PromptAudio(settings.path("var") / "prompts", voice=settings.ivr.tts_voice,
+                       words_per_minute=settings.ivr.tts_words_per_minute,
+                       sample_rate=settings.ivr.prompt_sample_rate)
+
+
 def prepare_prompts(settings: Settings, registry: FlowRegistry) -> tuple[int, int]:
     """Render every catalogue prompt to 8 kHz WAV once (TTS or resampled file)."""
-    audio = PromptAudio(settings.path("var") / "prompts", voice=settings.ivr.tts_voice,
-                        words_per_minute=settings.ivr.tts_words_per_minute,
-                        sample_rate=settings.ivr.prompt_sample_rate)
+    audio = _prompt_audio(settings)
     audio.check_tools()
     fresh = 0
     for entry in registry.current.prompts.values():
@@ -87,6 +159,12 @@ async def run(settings: Settings) -> None:
             return {"flows": sorted(registry.current.flows), "database": revision}
 
         sock = _bind(settings.api.host, settings.api.port)
+        try:
+            telephony = await _start_telephony(settings, engine, registry) if (
+                settings.telephony.enabled) else None
+        except BaseException:
+            sock.close()
+            raise
         config = uvicorn.Config(create_app(status), log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)
@@ -120,7 +198,12 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGHUP, on_reload)
         log.info("热线已启动 (Ctrl-C 停止, SIGHUP 重新加载流程)")
+        watch = asyncio.create_task(_supervise_front(telephony)) if telephony else None
         await stop.wait()
+        if watch is not None:
+            watch.cancel()
+        if telephony is not None:
+            await telephony.stop()
         server.should_exit = True
         await api_task
         log.info("API 已停止")

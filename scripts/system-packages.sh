@@ -15,6 +15,7 @@ check() {  # check <probe> <package>
 
 check espeak-ng espeak-ng     # Mandarin TTS for prompts without a recording
 check sox sox                 # resampling prompts and test audio to 8 kHz
+check kamailio kamailio       # the SIP front (hotline serve starts and supervises it)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if ((${#need[@]})); then

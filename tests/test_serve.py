@@ -15,14 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def _free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(tmp_path, port_block):
     flows = tmp_path / "ivr_flows"
     shutil.copytree(ROOT / "ivr_flows", flows)
     port = _free_port()
@@ -32,6 +32,10 @@ def site(tmp_path):
         "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
         "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'hotline.db'}",
         "HOTLINE_API_PORT": str(port),
+        "HOTLINE_SIP_PORT": str(port_block(1)),
+        "HOTLINE_TELEPHONY_WORKERS": "2",
+        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(2)),
+        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(80)),
     })
     return {"dir": tmp_path, "flows": flows, "env": env, "port": port}
 
@@ -72,7 +76,9 @@ def test_serve_starts_reloads_and_stops(site):
         assert health["status"] == "ok"
         assert health["flows"] == ["after_hours", "main", "sme"]
         log = _log(site)
-        for line in ("数据库就绪", "呼叫流程已加载: 3 个", "提示音就绪: 27 条", "API 已启动"):
+        for line in ("数据库就绪", "呼叫流程已加载: 3 个", "提示音就绪: 27 条", "API 已启动",
+                     "媒体进程已启动: 2 个 (每进程 4 路, 接入 2 路来电)",
+                     "SIP 前端 (Kamailio) 已启动"):
             assert line in log
         # A broken flow on reload: the old flows stay in service.
         main = site["flows"] / "main.yaml"
@@ -100,6 +106,7 @@ def test_serve_starts_reloads_and_stops(site):
             proc.kill()
     assert proc.returncode == 0
     assert "收到 SIGTERM, 正在停止" in out and "已停止" in out
+    assert "SIP 前端已停止" in out and "媒体进程已停止" in out
     assert "Traceback" not in out
 
 

@@ -107,6 +107,10 @@ class WorkerPool:
                 await slot.process.wait()
         for task in list(self._tasks):
             task.cancel()
+        for slot in self.slots.values():
+            if slot.writer is not None:
+                slot.writer.close()
+                slot.writer = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -173,6 +177,9 @@ class WorkerPool:
                         self.on_event(slot.worker_id, message)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Shutdown cancels the connection handlers; the worker is told to stop anyway.
+            return
         finally:
             if slot is not None and slot.writer is writer:
                 slot.writer = None

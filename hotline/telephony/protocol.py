@@ -98,6 +98,21 @@ class LegEnded:
     status: int
 
 
+@dataclass(frozen=True)
+class CommandFailed:
+    """A command could not be carried out (bad file, unwritable path, wrong leg...).
+
+    ``command`` is the command's type name, ``token`` its token (0 when it has none).
+    Sent in addition to the usual reply: a ``PlayFiles`` that cannot start still ends
+    with ``PlaybackDone``, so a flow waiting for it moves on.
+    """
+
+    call: str
+    command: str
+    token: int
+    detail: str
+
+
 # --- coordinator → worker ------------------------------------------------------------------
 
 
@@ -161,13 +176,13 @@ class Shutdown:
 MESSAGES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (WorkerReady, CallOffered, LegAnswered, Digit, PlaybackDone, RecordingDone,
-                LegEnded, Answer, PlayFiles, StopPlayback, Record, StopRecording, Hangup,
-                Shutdown)
+                LegEnded, CommandFailed, Answer, PlayFiles, StopPlayback, Record, StopRecording,
+                Hangup, Shutdown)
 }
 
 Message = (WorkerReady | CallOffered | LegAnswered | Digit | PlaybackDone | RecordingDone
-           | LegEnded | Answer | PlayFiles | StopPlayback | Record | StopRecording | Hangup
-           | Shutdown)
+           | LegEnded | CommandFailed | Answer | PlayFiles | StopPlayback | Record | StopRecording
+           | Hangup | Shutdown)
 
 
 def encode(message: Any) -> bytes:

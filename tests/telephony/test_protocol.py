@@ -9,6 +9,7 @@ from hotline.telephony import protocol as p
     p.Digit("c1", "caller", "#"),
     p.PlayFiles("c1", 3, ("/a.wav", "/b 中文.wav"), loop=True),
     p.RecordingDone("c1", 1, "/r.wav", 12.5, "ab" * 32),
+    p.CommandFailed("c1", "PlayFiles", 3, "FileNotFoundError: /a.wav"),
     p.Hangup("c1", "normal"),
     p.Shutdown(),
 ])

@@ -1,0 +1,160 @@
+"""A real call end to end: pjsua2 caller → Kamailio → media worker → coordinator → ledger.
+
+`hotline serve` runs as a real process; the caller is a separate pjsua2 process like a phone.
+"""
+
+import array
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLER = Path(__file__).with_name("sip_caller.py")
+
+
+@pytest.fixture
+def node(tmp_path, port_block):
+    flows = tmp_path / "ivr_flows"
+    shutil.copytree(ROOT / "ivr_flows", flows)
+    sip, api = port_block(1), port_block(1)
+    db = tmp_path / "var" / "hotline.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update({
+        "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
+        "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
+        "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
+        "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": "2",
+        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(2)),
+        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(80)),
+        "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
+    })
+    subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path, env=env,
+                   check=True, capture_output=True)
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        try:
+            httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    tone = tmp_path / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "3",
+                    "sine", "700", "vol", "0.5"], check=True)
+    yield {"dir": tmp_path, "sip": sip, "db": db, "proc": proc, "tone": tone}
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    out = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in out, out
+
+
+def _call(node, name, dtmf, hold, calls=1):
+    result = node["dir"] / f"{name}.json"
+    cmd = [sys.executable, str(CALLER), "--target", f"sip:12348@127.0.0.1:{node['sip']}",
+           "--calls", str(calls), "--wav", str(node["tone"]), "--dtmf", dtmf,
+           "--hold", str(hold), "--timeout", str(hold + 30), "--result", str(result)]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=(node["dir"] / f"{name}.log").open("wb"), timeout=hold + 60)
+    assert proc.returncode == 0, (node["dir"] / f"{name}.log").read_text()[-2000:]
+    return json.loads(result.read_text())
+
+
+def _rms(samples):
+    return math.sqrt(sum(s * s for s in samples) / len(samples)) if len(samples) else 0.0
+
+
+def _wait_closed(db, count, timeout=20.0):
+    engine = create_engine(f"sqlite:///{db}")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as c:
+                done = c.execute(text(
+                    "SELECT count(*) FROM recordings WHERE closed_at IS NOT NULL")).scalar()
+                ended = c.execute(text(
+                    "SELECT count(*) FROM calls WHERE ended_at IS NOT NULL")).scalar()
+            if done >= count and ended >= count:
+                return
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    raise AssertionError("calls/recordings not closed in time")
+
+
+def test_zero_during_the_notice_queue_overflow_then_voicemail(node):
+    # 0 during the recording notice → operator → general queue (no lawyers: 5 s of hold
+    # music) → busy menu → 1 → voicemail; the caller hangs up while leaving the message.
+    results = _call(node, "vm", "0:2.0,1:14.0", hold=34)
+    assert results[0]["confirmed"], results
+    _wait_closed(node["db"], 1)
+    engine = create_engine(f"sqlite:///{node['db']}")
+    with engine.connect() as c:
+        call = c.execute(text("SELECT id, caller_number, line_dialed, flow, end_reason, "
+                              "answered_at, queued_at, queue_code, ended_at FROM calls")).one()
+        assert call.line_dialed == "12348" and call.flow == "main"
+        assert call.end_reason == "voicemail" and call.queue_code == "general"
+        assert call.answered_at is not None and call.queued_at is not None
+        events = c.execute(text("SELECT kind, data FROM call_events WHERE call_id = :c "
+                                "ORDER BY seq"), {"c": call.id}).all()
+        kinds = [e.kind for e in events]
+        assert kinds[:3] == ["offered", "answered", "ivr_node"]
+        assert kinds[-1] == "ended"
+        digits = [json.loads(e.data)["value"] for e in events if e.kind == "digits"]
+        assert digits == ["0", "1"]
+        for kind in ("enqueued", "voicemail", "prompt"):
+            assert kind in kinds
+        nodes = [json.loads(e.data)["node"] for e in events if e.kind == "ivr_node"]
+        assert nodes[:3] == ["notice", "operator", "general_queue"]
+        assert "busy" in nodes and nodes[-1] == "leave_message"
+        ticket = c.execute(text("SELECT ticket_no, recording_id, ivr_path FROM tickets "
+                                "WHERE call_id = :c"), {"c": call.id}).one()
+        rec = c.execute(text("SELECT path, sha256, duration_s, flagged_reason FROM recordings "
+                             "WHERE id = :r"), {"r": ticket.recording_id}).one()
+    engine.dispose()
+    path = Path(rec.path)
+    assert path.name == f"{ticket.ticket_no}.wav" and path.parent.parent.parent.parent.name \
+        == "rec"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec.sha256
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
+        frames = array.array("h", w.readframes(w.getnframes()))
+        seconds = w.getnframes() / 8000
+    assert abs(seconds - rec.duration_s) < 0.01
+    assert 30 < seconds < 40, seconds
+    left, right = frames[0::2], frames[1::2]
+    assert _rms(left[8000 * 3:8000 * 5]) > 500  # the caller's tone
+    assert _rms(right[:8000 * 2]) > 100  # the welcome prompt the caller heard
+
+
+def test_four_calls_at_once_across_workers(node):
+    # 2 workers × 2 inbound calls: all four answered, recorded and closed in the ledger.
+    results = _call(node, "four", "0:1.0", hold=9, calls=4)
+    assert [r["confirmed"] for r in results] == [True] * 4, results
+    _wait_closed(node["db"], 4)
+    engine = create_engine(f"sqlite:///{node['db']}")
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT worker, end_reason FROM calls")).all()
+        assert sorted(r.worker for r in rows) == ["w1", "w1", "w2", "w2"]
+        assert {r.end_reason for r in rows} == {"abandoned"}
+        paths = c.execute(text("SELECT path FROM recordings")).scalars().all()
+    engine.dispose()
+    assert len(set(paths)) == 4 and all(Path(p).exists() for p in paths)
