@@ -127,6 +127,21 @@ class CallCenter:
             self._repair_recording(call)
             self.calls.pop(call.key, None)
 
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Stop taking part in calls: hang each up as ``system_restart`` and wait for the
+        workers to report the ends and close the recordings (up to ``grace`` seconds)."""
+        for call in list(self.calls.values()):
+            if not call.ended:
+                call.end_reason = EndReason.SYSTEM_RESTART
+                self.send(call.worker, p.Hangup(call.key, "system_restart"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for call in list(self.calls.values()):  # a worker that did not answer in time
+            self._finish(call, {"shutdown": True})
+            self.calls.pop(call.key, None)
+
     # --- call life ----------------------------------------------------------------------
 
     async def _offered(self, call: LiveCall, offer: p.CallOffered) -> None:

@@ -56,7 +56,11 @@ class Telephony:
         self.ledger, self.center, self.pool, self.front = ledger, center, pool, front
 
     async def stop(self) -> None:
-        """Front first (no new calls), then workers (hang up, close recordings), then ledger."""
+        """Live calls first (their BYEs pass the front), then the front, workers, ledger."""
+        live = len(self.center.calls)
+        await self.center.shutdown()
+        if live:
+            log.info("已结束 %d 个进行中的通话", live)
         await asyncio.to_thread(self.front.stop)
         log.info("SIP 前端已停止")
         await self.pool.stop()

@@ -158,3 +158,83 @@ def test_four_calls_at_once_across_workers(node):
         paths = c.execute(text("SELECT path FROM recordings")).scalars().all()
     engine.dispose()
     assert len(set(paths)) == 4 and all(Path(p).exists() for p in paths)
+
+
+def test_worker_killed_mid_call_is_closed_repaired_and_replaced(node):
+    result = node["dir"] / "crash.json"
+    caller = subprocess.Popen(
+        [sys.executable, str(CALLER), "--target", f"sip:12348@127.0.0.1:{node['sip']}",
+         "--calls", "1", "--wav", str(node["tone"]), "--hold", "12", "--timeout", "40",
+         "--result", str(result)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=(node["dir"] / "crash.log").open("wb"))
+    engine = create_engine(f"sqlite:///{node['db']}")
+    worker = None
+    deadline = time.monotonic() + 20
+    while worker is None and time.monotonic() < deadline:
+        with engine.connect() as c:
+            worker = c.execute(text("SELECT c.worker FROM calls c JOIN recordings r "
+                                    "ON r.call_id = c.id")).scalar()
+        time.sleep(0.2)
+    assert worker is not None
+    time.sleep(4)  # some audio in the recording's part files
+    pid = subprocess.run(["pgrep", "-f", f"hotline.telephony.worker --id {worker} .*"
+                          f"--control"], capture_output=True, text=True).stdout.split()
+    serve_children = subprocess.run(["pgrep", "-P", str(node["proc"].pid)],
+                                    capture_output=True, text=True).stdout.split()
+    victims = [p for p in pid if p in serve_children]
+    assert len(victims) == 1, (pid, serve_children)
+    os.kill(int(victims[0]), signal.SIGKILL)
+    _wait_closed(node["db"], 1)
+    with engine.connect() as c:
+        call = c.execute(text("SELECT end_reason FROM calls")).one()
+        rec = c.execute(text("SELECT path, sha256, duration_s FROM recordings")).one()
+    assert call.end_reason == "worker_crash"
+    path = Path(rec.path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec.sha256
+    with wave.open(str(path), "rb") as w:
+        assert w.getnchannels() == 2 and w.getnframes() / 8000 > 3
+    caller.wait(60)
+    # The pool replaced the worker: a new call is answered and recorded.
+    log = node["dir"] / "serve.log"
+    deadline = time.monotonic() + 20
+    while "正在重启" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"媒体进程 {worker}" in log.read_text()
+    time.sleep(3)
+    results = _call(node, "after", "0:1.0", hold=3, calls=2)
+    assert [r["confirmed"] for r in results] == [True, True]
+    _wait_closed(node["db"], 3)
+    engine.dispose()
+
+
+def test_stopping_the_node_ends_live_calls_cleanly(node):
+    result = node["dir"] / "stop.json"
+    caller = subprocess.Popen(
+        [sys.executable, str(CALLER), "--target", f"sip:12348@127.0.0.1:{node['sip']}",
+         "--calls", "2", "--wav", str(node["tone"]), "--hold", "0", "--timeout", "40",
+         "--result", str(result)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=(node["dir"] / "stop.log").open("wb"))
+    engine = create_engine(f"sqlite:///{node['db']}")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as c:
+            if c.execute(text("SELECT count(*) FROM recordings")).scalar() == 2:
+                break
+        time.sleep(0.2)
+    time.sleep(2)
+    node["proc"].send_signal(signal.SIGTERM)
+    assert node["proc"].wait(60) == 0
+    assert caller.wait(40) == 0
+    outcome = json.loads(result.read_text())
+    assert [r["confirmed"] for r in outcome] == [True, True]
+    with engine.connect() as c:
+        reasons = c.execute(text("SELECT end_reason FROM calls")).scalars().all()
+        open_recs = c.execute(text(
+            "SELECT count(*) FROM recordings WHERE closed_at IS NULL OR sha256 IS NULL"
+        )).scalar()
+    engine.dispose()
+    assert reasons == ["system_restart", "system_restart"]
+    assert open_recs == 0
+    assert "已结束 2 个进行中的通话" in (node["dir"] / "serve.log").read_text()
