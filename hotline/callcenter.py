@@ -128,8 +128,11 @@ class CallCenter:
             self.calls.pop(call.key, None)
 
     async def shutdown(self, grace: float = 5.0) -> None:
-        """Stop taking part in calls: hang each up as ``system_restart`` and wait for the
-        workers to report the ends and close the recordings (up to ``grace`` seconds)."""
+        """Hang every live call up as ``system_restart``.
+
+        Waits up to ``grace`` seconds for the workers to report the ends and close the
+        recordings; calls a worker never reports are closed in the ledger anyway.
+        """
         for call in list(self.calls.values()):
             if not call.ended:
                 call.end_reason = EndReason.SYSTEM_RESTART
