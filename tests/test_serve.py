@@ -151,3 +151,27 @@ def test_serve_reports_a_busy_port(site):
     assert proc.returncode == 1
     assert f"无法监听 127.0.0.1:{site['port']}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_reports_a_busy_worker_port(site):
+    assert _hotline(site, "db", "upgrade").returncode == 0
+    port = int(site["env"]["HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", port))
+        proc = _hotline(site, "serve")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("错误")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"错误: 媒体进程 w1 (SIP 端口 {port}) 未能启动")
+    assert "Traceback" not in proc.stderr
+
+
+def test_serve_reports_a_busy_sip_front_port(site):
+    assert _hotline(site, "db", "upgrade").returncode == 0
+    port = int(site["env"]["HOTLINE_SIP_PORT"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", port))
+        proc = _hotline(site, "serve")
+    assert proc.returncode == 1
+    assert f"错误: SIP 前端无法监听 127.0.0.1:{port} (udp): 端口已被占用" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from hotline.errors import HotlineError
 from hotline.telephony import protocol as p
 
 log = logging.getLogger("hotline.pool")
+# "2026-11-25 20:40:04 ERROR hotline.worker: " in front of a worker's log line
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+ [\w.]+: ")
 READY_TIMEOUT = 30.0
 RESTART_DELAY = 1.0
 
@@ -36,6 +39,7 @@ class WorkerSlot:
     process: asyncio.subprocess.Process | None = None
     writer: asyncio.StreamWriter | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
     max_legs: int = 0
     restarts: int = 0
     stderr_tail: list[str] = field(default_factory=list)
@@ -60,6 +64,7 @@ class WorkerPool:
         self._control_port = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._starting = True
 
     @property
     def max_legs(self) -> int:
@@ -72,16 +77,23 @@ class WorkerPool:
         self._control_port = self._server.sockets[0].getsockname()[1]
         for slot in self.slots.values():
             await self._spawn(slot)
-        waits = [asyncio.wait_for(s.ready.wait(), READY_TIMEOUT) for s in self.slots.values()]
-        try:
-            await asyncio.gather(*waits)
-        except TimeoutError:
-            late = [s for s in self.slots.values() if not s.ready.is_set()]
-            detail = next((line for s in late for line in reversed(s.stderr_tail)
-                           if line.strip()), "无输出")
-            await self.stop()
-            raise HotlineError("telephony.worker_failed", worker=late[0].worker_id,
-                               port=late[0].sip_port, detail=detail) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        for slot in self.slots.values():
+            ready = asyncio.ensure_future(slot.ready.wait())
+            exited = asyncio.ensure_future(slot.exited.wait())
+            await asyncio.wait({ready, exited}, timeout=max(0.0, deadline - loop.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            exited.cancel()
+            if not slot.ready.is_set():
+                # A worker that exits at start (port taken) fails fast with its own words.
+                detail = next((_LOG_PREFIX.sub("", line) for line in reversed(slot.stderr_tail)
+                               if line.strip()), "无输出")
+                await self.stop()
+                raise HotlineError("telephony.worker_failed", worker=slot.worker_id,
+                                   port=slot.sip_port, detail=detail)
+        self._starting = False
 
     def send(self, worker_id: str, message: Any) -> bool:
         """Send a command; False when that worker is not connected."""
@@ -130,6 +142,7 @@ class WorkerPool:
 
     async def _spawn(self, slot: WorkerSlot) -> None:
         slot.ready.clear()
+        slot.exited.clear()
         slot.stderr_tail = []
         cmd = [sys.executable, "-m", "hotline.telephony.worker", "--id", slot.worker_id,
                "--host", self.host, "--sip-port", str(slot.sip_port),
@@ -147,7 +160,8 @@ class WorkerPool:
             slot.stderr_tail = [*slot.stderr_tail[-19:], line]
             log.debug("%s: %s", slot.worker_id, line)
         code = await process.wait()
-        if self._stopping or slot.process is not process:
+        slot.exited.set()
+        if self._stopping or self._starting or slot.process is not process:
             return
         log.error("媒体进程 %s (端口 %d) 意外退出 (退出码 %s), 正在重启", slot.worker_id,
                   slot.sip_port, code)
