@@ -6,15 +6,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOTLINE := $(BIN)/hotline
 
-.PHONY: run test system venv dev lint typecheck pytest db flows-check clean
+.PHONY: run test system system-dev venv dev lint typecheck pytest db flows-check clean
 
 run: system venv db flows-check
 	$(HOTLINE) serve
 
-test: system dev lint typecheck pytest
+test: system-dev dev lint typecheck pytest
 
 system:
 	@bash scripts/system-packages.sh
+
+system-dev:
+	@HOTLINE_DEV=1 bash scripts/system-packages.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -16,6 +16,9 @@ check() {  # check <probe> <package>
 check espeak-ng espeak-ng     # Mandarin TTS for prompts without a recording
 check sox sox                 # resampling prompts and test audio to 8 kHz
 check kamailio kamailio       # the SIP front (hotline serve starts and supervises it)
+if [[ ${HOTLINE_DEV:-0} == 1 ]]; then
+    check baresip baresip-core  # a third-party SIP caller for the tests
+fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if ((${#need[@]})); then
