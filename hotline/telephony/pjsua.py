@@ -1,9 +1,10 @@
 """The pjsua2 endpoint of a media worker: set-up, the account, call legs, the leg limit.
 
-Only this module and :mod:`hotline.telephony.media` import pjsua2. Everything here runs on
-the thread that called :meth:`SipEndpoint.start` (``threadCnt = 0``, ``mainThreadOnly``):
-pjsua2 aborts the process when an unregistered thread touches it, and its objects must be
-created, used and released on one thread.
+Only this module, :mod:`hotline.telephony.media` and :mod:`hotline.telephony.caller` (the
+``hotline call`` caller) import pjsua2. Everything here runs on the thread that called
+:meth:`SipEndpoint.start` (``threadCnt = 0``, ``mainThreadOnly``): pjsua2 aborts the process
+when an unregistered thread touches it, and its objects must be created, used and released
+on one thread.
 
 pjsua2 calls back into Python from C++. An exception escaping a callback turns into a C++
 exception inside pjsip and ends the process, so every callback here catches everything,
