@@ -25,7 +25,8 @@ CALLER = Path(__file__).with_name("sip_caller.py")
 
 
 @pytest.fixture
-def node(tmp_path, port_block):
+def node(request, tmp_path, port_block):
+    workers = getattr(request, "param", 2)
     flows = tmp_path / "ivr_flows"
     shutil.copytree(ROOT / "ivr_flows", flows)
     sip, api = port_block(1), port_block(1)
@@ -35,9 +36,9 @@ def node(tmp_path, port_block):
         "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
         "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
         "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
-        "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": "2",
-        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(2)),
-        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(80)),
+        "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": str(workers),
+        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(workers)),
+        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(40 * workers)),
         "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
     })
     subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path, env=env,
@@ -238,3 +239,30 @@ def test_stopping_the_node_ends_live_calls_cleanly(node):
     assert reasons == ["system_restart", "system_restart"]
     assert open_recs == 0
     assert "已结束 2 个进行中的通话" in (node["dir"] / "serve.log").read_text()
+
+
+@pytest.mark.parametrize("node", [10], indirect=True)
+def test_twenty_concurrent_calls_on_ten_workers(node):
+    # Well past one pjsua2 process's 4 legs: 10 workers × 2 inbound calls, all at once.
+    out = node["dir"] / "twenty.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hotline", "call", f"sip:12348@127.0.0.1:{node['sip']}",
+         "--count", "20", "--rate", "10", "--hold", "10", "-q",
+         "--json", str(out)],
+        cwd=node["dir"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    _wait_closed(node["db"], 20, timeout=40)
+    engine = create_engine(f"sqlite:///{node['db']}")
+    with engine.connect() as c:
+        workers = c.execute(text("SELECT worker, count(*) FROM calls GROUP BY worker")).all()
+        recs = c.execute(text("SELECT path, sha256, duration_s FROM recordings")).all()
+        prompts = c.execute(text("SELECT count(DISTINCT call_id) FROM call_events "
+                                 "WHERE kind = 'prompt'")).scalar()
+        reasons = c.execute(text("SELECT DISTINCT end_reason FROM calls")).scalars().all()
+    engine.dispose()
+    assert sorted(n for _, n in workers) == [2] * 10
+    assert len(recs) == 20 and prompts == 20 and reasons == ["caller_hangup"]
+    for rec in recs:
+        assert hashlib.sha256(Path(rec.path).read_bytes()).hexdigest() == rec.sha256
+        assert rec.duration_s > 9.0
