@@ -8,9 +8,6 @@ import array
 import hashlib
 import json
 import math
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +15,6 @@ import wave
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -30,48 +26,8 @@ TONE_HZ = 700
 
 
 @pytest.fixture
-def node(tmp_path, port_block):
-    flows = tmp_path / "ivr_flows"
-    shutil.copytree(ROOT / "ivr_flows", flows)
-    sip, api = port_block(1), port_block(1)
-    db = tmp_path / "var" / "hotline.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update({
-        "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
-        "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
-        "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
-        "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": "1",
-        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(1)),
-        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(40)),
-        "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
-    })
-    subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path, env=env,
-                   check=True, capture_output=True)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.2)
-        yield {"dir": tmp_path, "sip": sip, "db": db, "proc": proc}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
-    out = (tmp_path / "serve.log").read_text()
-    assert "Traceback" not in out, out
+def node(start_node):
+    return start_node(1)
 
 
 @pytest.fixture

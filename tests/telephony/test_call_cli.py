@@ -7,8 +7,6 @@ shipped flows, short queue wait); `hotline call` runs as a subprocess like an op
 import array
 import json
 import math
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +14,6 @@ import time
 import wave
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -113,54 +110,6 @@ def _hotline(*args, cwd, env=None, timeout=60):
     return subprocess.run([sys.executable, "-m", "hotline", *args], cwd=cwd, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=timeout)
-
-
-@pytest.fixture
-def start_node(tmp_path, port_block):
-    procs = []
-
-    def start(workers):
-        flows = tmp_path / "ivr_flows"
-        shutil.copytree(ROOT / "ivr_flows", flows)
-        sip, api = port_block(1), port_block(1)
-        db = tmp_path / "var" / "hotline.db"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-        env.update({
-            "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
-            "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
-            "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
-            "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": str(workers),
-            "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(workers)),
-            "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(40 * workers)),
-            "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
-        })
-        subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path,
-                       env=env, check=True, capture_output=True)
-        log = (tmp_path / "serve.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp_path,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        return {"dir": tmp_path, "uri": f"sip:12348@127.0.0.1:{sip}", "db": db, "env": env}
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    if procs:
-        out = (tmp_path / "serve.log").read_text()
-        assert "Traceback" not in out, out
 
 
 def _rms(samples):

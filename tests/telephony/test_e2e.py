@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import time
 import wave
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -25,47 +23,12 @@ CALLER = Path(__file__).with_name("sip_caller.py")
 
 
 @pytest.fixture
-def node(request, tmp_path, port_block):
-    workers = getattr(request, "param", 2)
-    flows = tmp_path / "ivr_flows"
-    shutil.copytree(ROOT / "ivr_flows", flows)
-    sip, api = port_block(1), port_block(1)
-    db = tmp_path / "var" / "hotline.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update({
-        "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
-        "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
-        "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
-        "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": str(workers),
-        "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(workers)),
-        "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(40 * workers)),
-        "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
-    })
-    subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path, env=env,
-                   check=True, capture_output=True)
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+def node(request, tmp_path, start_node):
+    started = start_node(getattr(request, "param", 2))
     tone = tmp_path / "tone.wav"
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "3",
                     "sine", "700", "vol", "0.5"], check=True)
-    yield {"dir": tmp_path, "sip": sip, "db": db, "proc": proc, "tone": tone}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    out = (tmp_path / "serve.log").read_text()
-    assert "Traceback" not in out, out
+    return {**started, "tone": tone}
 
 
 def _call(node, name, dtmf, hold, calls=1):
