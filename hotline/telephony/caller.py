@@ -62,7 +62,13 @@ from hotline.telephony.callplan import (
     LegScript,
     Report,
 )
-from hotline.telephony.pjsua import CODEC_PRIORITIES, describe_error, effective_max_calls
+from hotline.telephony.pjsua import (
+    CODEC_PRIORITIES,
+    LogWriter,
+    describe_error,
+    effective_max_calls,
+    endpoint_config,
+)
 
 log = logging.getLogger("hotline.caller")
 pjlog = logging.getLogger("hotline.pjsip")
@@ -150,22 +156,6 @@ class _Leg(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs: its classes a
             log.exception("onCallMediaState failed")
 
 
-class _LogWriter(pj.LogWriter):  # type: ignore[misc]  # pjsua2 has no stubs
-    """pjsip's log into Python logging, so stdout stays the timeline's."""
-
-    LEVELS = (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO)
-
-    def write(self, entry: Any) -> None:
-        """Forward one entry; nothing may escape into pjsip."""
-        try:
-            level = int(entry.level)
-            text = " | ".join(s.strip() for s in str(entry.msg).splitlines() if s.strip())
-            pjlog.log(self.LEVELS[level] if level < len(self.LEVELS) else logging.DEBUG,
-                      "%s", text[:400])
-        except Exception:
-            return
-
-
 def _short_error(exc: BaseException) -> str:
     """pjsua2's reason without the C call it came from (operators see this)."""
     if isinstance(exc, pj.Error):
@@ -242,7 +232,7 @@ class CallerEngine:
         self.account: Any = None
         self.sip_port = 0
         self.start = time.monotonic()
-        self._writer: _LogWriter | None = None
+        self._writer: LogWriter | None = None
         self._legs: list[_Leg] = []
 
     def open(self) -> None:
@@ -253,22 +243,10 @@ class CallerEngine:
             ep = pj.Endpoint()
             ep.libCreate()
             self.ep = ep
-            cfg = pj.EpConfig()
-            cfg.uaConfig.threadCnt = 0
-            cfg.uaConfig.mainThreadOnly = True
-            cfg.uaConfig.maxCalls = LEGS_PER_PROCESS
-            cfg.uaConfig.userAgent = "hotline12348-caller"
-            cfg.medConfig.clockRate = 8000
-            cfg.medConfig.sndClockRate = 8000
-            cfg.medConfig.channelCount = 1
-            cfg.medConfig.maxMediaPorts = 32
-            cfg.medConfig.noVad = True
-            cfg.medConfig.ecTailLen = 0
-            self._writer = _LogWriter()
-            cfg.logConfig.writer = self._writer
-            cfg.logConfig.level = self.plan.pj_log_level
-            cfg.logConfig.consoleLevel = self.plan.pj_log_level
-            cfg.logConfig.msgLogging = 0
+            self._writer = LogWriter()
+            cfg = endpoint_config(max_calls=LEGS_PER_PROCESS,
+                                  user_agent="hotline12348-caller", max_media_ports=32,
+                                  writer=self._writer, log_level=self.plan.pj_log_level)
             ep.libInit(cfg)
             if effective_max_calls() < self.plan.count:
                 raise RuntimeError(f"pjsua allows {effective_max_calls()} calls per process")

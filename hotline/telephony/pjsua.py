@@ -141,7 +141,7 @@ class Leg(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs: its classes ar
             log.exception("onDtmfDigit failed")
 
 
-class _LogWriter(pj.LogWriter):  # type: ignore[misc]  # pjsua2 has no stubs
+class LogWriter(pj.LogWriter):  # type: ignore[misc]  # pjsua2 has no stubs
     """pjsip's log lines into Python logging: masked like every other line, and cut short.
 
     pjsip dumps a whole packet when it cannot parse it; a flood of garbage (or a 64 KB
@@ -195,6 +195,31 @@ class HotlineAccount(pj.Account):  # type: ignore[misc]  # pjsua2 has no stubs
             self.listener.leg_offered(leg, incoming)
         except Exception:
             log.exception("onIncomingCall failed")
+
+
+def endpoint_config(*, max_calls: int, user_agent: str, max_media_ports: int,
+                    writer: LogWriter, log_level: int) -> Any:
+    """The pjsua2 settings every process of ours uses (ARCHITECTURE.md, pjsua2 rules).
+
+    One SIP thread of our own (``threadCnt = 0``, ``mainThreadOnly``), an 8 kHz mono bridge
+    (G.711 needs no resampling), no VAD or echo canceller, pjsip's log into ``writer``.
+    """
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = max_calls
+    cfg.uaConfig.userAgent = user_agent
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.channelCount = 1
+    cfg.medConfig.maxMediaPorts = max_media_ports
+    cfg.medConfig.noVad = True
+    cfg.medConfig.ecTailLen = 0
+    cfg.logConfig.writer = writer
+    cfg.logConfig.level = log_level
+    cfg.logConfig.consoleLevel = log_level
+    cfg.logConfig.msgLogging = 0
+    return cfg
 
 
 def incoming_facts(message: str, remote_uri: str, local_uri: str, sip_call_id: str,
@@ -278,30 +303,18 @@ class SipEndpoint:
         self.max_legs = 0
         self.ep: Any = None
         self.account: HotlineAccount | None = None
-        self._log_writer: _LogWriter | None = None  # pjsip uses it until libDestroy returns
+        self._log_writer: LogWriter | None = None  # pjsip uses it until libDestroy returns
 
     def start(self) -> None:
         """Create, configure and start pjsua2 (raises pjsua2's Error on a busy port)."""
         ep = pj.Endpoint()
         ep.libCreate()
         self.ep = ep
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = REQUESTED_LEGS
-        cfg.uaConfig.userAgent = "hotline12348-worker"
-        cfg.medConfig.clockRate = 8000
-        cfg.medConfig.sndClockRate = 8000
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.maxMediaPorts = MAX_MEDIA_PORTS
-        cfg.medConfig.noVad = True
-        cfg.medConfig.ecTailLen = 0
-        self._log_writer = _LogWriter()
-        cfg.logConfig.writer = self._log_writer
+        self._log_writer = LogWriter()
+        cfg = endpoint_config(max_calls=REQUESTED_LEGS, user_agent="hotline12348-worker",
+                              max_media_ports=MAX_MEDIA_PORTS, writer=self._log_writer,
+                              log_level=self.pj_log_level)
         cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_SPACE
-        cfg.logConfig.level = self.pj_log_level
-        cfg.logConfig.consoleLevel = self.pj_log_level
-        cfg.logConfig.msgLogging = 0
         ep.libInit(cfg)
         self.max_legs = effective_max_calls()
         ep.audDevManager().setNullDev()
