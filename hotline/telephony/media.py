@@ -195,6 +195,14 @@ class StereoRecording:
             with contextlib.suppress(Exception):  # already off the bridge: nothing to undo
                 feed_source.stopTransmit(recorder)
 
+    def forget(self, source: Any) -> None:
+        """Drop a source whose port has left the bridge (an ended leg): nothing to undo.
+
+        Disconnecting it would be wrong: its port number may already belong to a new port.
+        """
+        port = source.getPortId()
+        self._feeds = [(s, r) for s, r in self._feeds if s.getPortId() != port]
+
     def _feed(self, source: Any, recorder: Any) -> None:
         port = source.getPortId()
         if any(s.getPortId() == port and r is recorder for s, r in self._feeds):

@@ -63,6 +63,9 @@ class LegListener(Protocol):
     def leg_media_active(self, leg: Leg) -> None:
         """The leg's audio is connected to the bridge (``leg.media`` is set)."""
 
+    def leg_progress(self, leg: Leg, state: str) -> None:
+        """An outbound leg rings (``"ringing"``) or is answered (``"confirmed"``)."""
+
     def leg_digit(self, leg: Leg, digit: str) -> None:
         """A DTMF digit arrived on the leg."""
 
@@ -74,22 +77,35 @@ class Leg(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs: its classes ar
     """One SIP call leg; turns pjsua2 callbacks into :class:`LegListener` calls.
 
     Attributes:
+        key: The call this leg belongs to (the coordinator's call id).
+        name: The leg's name inside its call ("caller", "lawyer", ...).
         media: The leg's audio port in the conference bridge while media is active.
         disconnected: True once DISCONNECTED was seen (no more pjsua2 calls on it).
     """
 
-    def __init__(self, account: pj.Account, call_id: int, listener: LegListener) -> None:
+    def __init__(self, account: pj.Account, call_id: int, listener: LegListener,
+                 name: str = "caller") -> None:
         super().__init__(account, call_id)
         self.listener: LegListener | None = listener
         self.key = ""
+        self.name = name
         self.media: Any = None
         self.disconnected = False
+        self.rang = False
+        self.confirmed = False
 
     def respond(self, status: int) -> None:
         """Answer the INVITE with ``status`` (180 ringing, 200 OK, ...)."""
         prm = pj.CallOpParam()
         prm.statusCode = status
         self.answer(prm)
+
+    def dial(self, uri: str) -> None:
+        """Send the INVITE of an outbound leg (raises pjsua2's Error, e.g. no free leg)."""
+        prm = pj.CallOpParam(True)
+        prm.opt.audioCount = 1
+        prm.opt.videoCount = 0
+        self.makeCall(uri, prm)
 
     def end(self, status: int = 0) -> None:
         """Hang up: BYE when connected, CANCEL or ``status`` (default 603) before."""
@@ -101,10 +117,18 @@ class Leg(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs: its classes ar
         self.hangup(prm)
 
     def onCallState(self, prm: Any) -> None:
-        """Report DISCONNECTED once; other states need no action from the worker."""
+        """Report ringing and answer (outbound legs) once each, and DISCONNECTED once."""
         try:
             info = self.getInfo()
-            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
+            if info.state == pj.PJSIP_INV_STATE_EARLY and not self.rang:
+                self.rang = True
+                if self.listener is not None:
+                    self.listener.leg_progress(self, "ringing")
+            elif info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed:
+                self.confirmed = True
+                if self.listener is not None:
+                    self.listener.leg_progress(self, "confirmed")
+            elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.disconnected:
                 self.disconnected = True
                 self.media = None
                 if self.listener is not None:
@@ -290,11 +314,14 @@ class SipEndpoint:
         listener: Receives every leg's events.
         rtp_ports: Size of the RTP port range; 0 means 2 per leg.
         pj_log_level: pjsip's own log verbosity on stderr (0-6).
+        proxy: Outbound proxy for the legs this endpoint originates (the SIP front,
+            ``sip:127.0.0.1:5060``); empty sends them straight to their URI.
     """
 
     def __init__(self, host: str, sip_port: int, rtp_port: int, listener: LegListener,
-                 rtp_ports: int = 0, pj_log_level: int = 1) -> None:
+                 rtp_ports: int = 0, pj_log_level: int = 1, proxy: str = "") -> None:
         self.host = host
+        self.proxy = proxy
         self.sip_port = sip_port
         self.rtp_port = rtp_port
         self.rtp_ports = rtp_ports
@@ -331,9 +358,15 @@ class SipEndpoint:
         acfg.mediaConfig.transportConfig.port = self.rtp_port
         acfg.mediaConfig.transportConfig.portRange = self.rtp_ports or 2 * self.max_legs
         acfg.mediaConfig.transportConfig.boundAddress = self.host
+        if self.proxy:
+            acfg.sipConfig.proxies.append(f"{self.proxy};lr")
         account = HotlineAccount(self.listener)
         account.create(acfg, True)
         self.account = account
+
+    def new_leg(self, name: str) -> Leg:
+        """A new outbound leg, not yet dialled (:meth:`Leg.dial`)."""
+        return Leg(self.account, pj.PJSUA_INVALID_ID, self.listener, name)
 
     def silence(self) -> Any:
         """A bridge port that always carries silence: the null sound device's capture."""

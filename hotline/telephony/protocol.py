@@ -33,12 +33,31 @@ class ProtocolError(HotlineError):
 
 @dataclass(frozen=True)
 class WorkerReady:
-    """A worker is up: its id, SIP port, and how many legs its pjsua2 build can carry."""
+    """A worker is up: its id, SIP port, and how many legs its pjsua2 build can carry.
+
+    ``held`` lists the SIP Call-IDs of calls the worker carried on while it had no
+    coordinator (a :class:`CallHeld` for each follows); empty for a fresh worker.
+    """
 
     worker: str
     sip_port: int
     max_legs: int
     pid: int
+    held: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallHeld:
+    """After a reconnect: a call that lived on without a coordinator.
+
+    ``legs`` are the legs still up (empty when the call ended meanwhile: its ``LegEnded``
+    and ``RecordingDone`` follow), ``group`` the legs talking to each other.
+    """
+
+    call: str
+    sip_call_id: str
+    legs: tuple[str, ...]
+    group: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,14 @@ class CallOffered:
 @dataclass(frozen=True)
 class LegAnswered:
     """A leg is connected (the caller after ``Answer``, or an originated leg)."""
+
+    call: str
+    leg: str
+
+
+@dataclass(frozen=True)
+class LegRinging:
+    """An originated leg rings (180/183)."""
 
     call: str
     leg: str
@@ -96,6 +123,7 @@ class LegEnded:
     leg: str
     reason: str
     status: int
+    at: float = 0.0  # when it ended (epoch seconds), for ends reported after a reconnect
 
 
 @dataclass(frozen=True)
@@ -169,20 +197,41 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class Originate:
+    """Call ``uri`` as a new leg named ``leg`` (through the SIP front when it has one)."""
+
+    call: str
+    leg: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Make ``legs`` hear each other; every other leg of the call hears no leg at all.
+
+    The recording's right channel follows: it hears the legs in the caller's group.
+    An empty tuple parts everybody (e.g. the caller on hold while the lawyer consults).
+    """
+
+    call: str
+    legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Hang up everything, close recordings, exit."""
 
 
 MESSAGES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (WorkerReady, CallOffered, LegAnswered, Digit, PlaybackDone, RecordingDone,
-                LegEnded, CommandFailed, Answer, PlayFiles, StopPlayback, Record, StopRecording,
-                Hangup, Shutdown)
+    for cls in (WorkerReady, CallHeld, CallOffered, LegRinging, LegAnswered, Digit,
+                PlaybackDone, RecordingDone, LegEnded, CommandFailed, Answer, PlayFiles,
+                StopPlayback, Record, StopRecording, Hangup, Originate, Connect, Shutdown)
 }
 
-Message = (WorkerReady | CallOffered | LegAnswered | Digit | PlaybackDone | RecordingDone
-           | LegEnded | CommandFailed | Answer | PlayFiles | StopPlayback | Record | StopRecording
-           | Hangup | Shutdown)
+Message = (WorkerReady | CallHeld | CallOffered | LegRinging | LegAnswered | Digit
+           | PlaybackDone | RecordingDone | LegEnded | CommandFailed | Answer | PlayFiles
+           | StopPlayback | Record | StopRecording | Hangup | Originate | Connect | Shutdown)
 
 
 def encode(message: Any) -> bytes:

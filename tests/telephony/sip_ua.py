@@ -3,7 +3,8 @@
     python tests/telephony/sip_ua.py --port 5071 --rtp-port 21000 [--proxy sip:127.0.0.1:5099]
 
 Incoming calls are answered 200 at once (``--hangup-after S`` hangs them up S seconds
-later). Commands, one JSON object per line on stdin:
+later; ``--answer-after S`` rings S seconds first; ``--busy`` refuses them with 486). Every
+connected call hears ``--wav`` (looped) and is recorded to ``--record-dir/<id>.wav``. Commands, one JSON object per line on stdin:
 
     {"cmd": "call", "id": "c1", "uri": "sip:12348@127.0.0.1:5099"}
     {"cmd": "hangup", "id": "c1"}      {"cmd": "hangup_all"}      {"cmd": "quit"}
@@ -41,7 +42,29 @@ class UaCall(pj.Call):
         self.started = time.monotonic()
         self.hangup_at: float | None = None
         self.got_2xx: float | None = None
+        self.answer_at: float | None = None
         self.done = False
+        self.media = None
+        self.player = None
+        self.recorder = None
+
+    def onCallMediaState(self, prm) -> None:
+        try:
+            ci = self.getInfo()
+            for mi in ci.media:
+                if (mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                        and self.media is None):
+                    self.media = self.getAudioMedia(mi.index)
+                    if self.ua.wav:
+                        self.player = pj.AudioMediaPlayer()
+                        self.player.createPlayer(self.ua.wav, 0)
+                        self.player.startTransmit(self.media)
+                    if self.ua.record_dir:
+                        self.recorder = pj.AudioMediaRecorder()
+                        self.recorder.createRecorder(f"{self.ua.record_dir}/{self.tag}.wav")
+                        self.media.startTransmit(self.recorder)
+        except Exception as exc:  # never let an exception reach C++
+            emit("error", where="onCallMediaState", detail=str(exc))
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
@@ -60,6 +83,7 @@ class UaCall(pj.Call):
                 emit("ended", id=self.tag, sip_call_id=ci.callIdString,
                      code=ci.lastStatusCode, reason=ci.lastReason)
                 self.done = True
+                self.media = None
         except Exception as exc:  # never let an exception reach C++
             emit("error", where="onCallState", detail=str(exc))
 
@@ -81,7 +105,13 @@ class UaAccount(pj.Account):
             emit("incoming", id=call.tag, sip_call_id=ci.callIdString, record_route=rr,
                  src=prm.rdata.srcAddress, request_line=msg.splitlines()[0])
             answer = pj.CallOpParam()
-            answer.statusCode = 200
+            if self.ua.busy:
+                answer.statusCode = 486
+            elif self.ua.answer_after > 0:
+                answer.statusCode = 180
+                call.answer_at = time.monotonic() + self.ua.answer_after
+            else:
+                answer.statusCode = 200
             call.answer(answer)
         except Exception as exc:
             emit("error", where="onIncomingCall", detail=str(exc))
@@ -90,6 +120,10 @@ class UaAccount(pj.Account):
 class Ua:
     def __init__(self, args: argparse.Namespace):
         self.hangup_after: float = args.hangup_after
+        self.answer_after: float = args.answer_after
+        self.busy: bool = args.busy
+        self.wav: str = args.wav
+        self.record_dir: str = args.record_dir
         self.calls: dict[str, UaCall] = {}
         self.seq = 0
         self.commands: queue.Queue[str | None] = queue.Queue()
@@ -185,10 +219,16 @@ class Ua:
         # A method of its own so no loop variable keeps a Call alive past libDestroy().
         now = time.monotonic()
         for tag, call in list(self.calls.items()):
+            if call.answer_at is not None and now >= call.answer_at and not call.done:
+                call.answer_at = None
+                answer = pj.CallOpParam()
+                answer.statusCode = 200
+                call.answer(answer)
             if call.hangup_at is not None and now >= call.hangup_at and not call.done:
                 call.hangup_at = None
                 self.hangup(call)
             if call.done:
+                call.player = call.recorder = None
                 del self.calls[tag]
 
     def shutdown(self) -> None:
@@ -212,6 +252,10 @@ def main() -> None:
     parser.add_argument("--name", default="ua")
     parser.add_argument("--proxy", default="")
     parser.add_argument("--hangup-after", type=float, default=0.0)
+    parser.add_argument("--answer-after", type=float, default=0.0)
+    parser.add_argument("--busy", action="store_true")
+    parser.add_argument("--wav", default="")
+    parser.add_argument("--record-dir", default="")
     Ua(parser.parse_args()).run()
 
 

@@ -21,6 +21,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from phones import Ua, close_all, make_tone, read_channels, tones
 
 from hotline.recording import merge_stereo, part_paths, recover_parts, sha256_of
 from hotline.telephony import protocol as p
@@ -71,9 +72,10 @@ def _free_rtp_base(count: int = 8) -> int:
 class Control:
     """The coordinator's side of one worker: accept, expect events, send commands."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", port))
         self.server.listen(1)
         self.port = self.server.getsockname()[1]
         self.conn: socket.socket | None = None
@@ -138,7 +140,7 @@ class Control:
 
 
 class Worker:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *extra: str) -> None:
         self.control = Control()
         self.sip_port = _free_sip_port()
         self.rtp_port = _free_rtp_base()
@@ -146,7 +148,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hotline.telephony.worker", "--id", "w1",
              "--sip-port", str(self.sip_port), "--rtp-port", str(self.rtp_port),
-             "--control", f"127.0.0.1:{self.control.port}", "--host", "127.0.0.1"],
+             "--control", f"127.0.0.1:{self.control.port}", "--host", "127.0.0.1", *extra],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("wb"))
         self.control.accept()
@@ -506,3 +508,186 @@ def test_incoming_facts_take_the_dialled_number(message, to_user):
     assert facts.to_user == to_user
     assert (facts.from_uri, facts.sip_call_id, facts.remote) == ("sip:138@x", "cid",
                                                                   "1.2.3.4:5")
+
+
+# --- lawyer legs: originate, bridge, hold, transfer, conference -------------------------------
+
+CALLER_HZ, HOLD_HZ, LAWYER_HZ, CONSULT_HZ = 1000, 440, 600, 1500
+ALL_HZ = (CALLER_HZ, HOLD_HZ, LAWYER_HZ, CONSULT_HZ)
+
+
+@pytest.fixture
+def phones(tmp_path):
+    """Two lawyers' phones (sip_ua.py) that answer, play their own tone and record."""
+    made = []
+
+    def make(name: str, hz: int, *extra: str) -> Ua:
+        folder = tmp_path / name
+        folder.mkdir()
+        tone = make_tone(tmp_path / f"{name}.wav", hz)
+        ua = Ua(name, "--wav", str(tone), "--record-dir", str(folder), *extra)
+        ua.folder = folder
+        made.append(ua)
+        return ua
+
+    yield make
+    close_all(*made)
+
+
+def _bridged(worker, tmp_path, audio, phone, hold=30.0):
+    """A caller answered and recorded, then bridged to ``phone`` as leg "lawyer"."""
+    offer, proc, result = _answered_call(worker, tmp_path, audio, hold=hold)
+    path = tmp_path / "rec" / "call.wav"
+    worker.control.send(p.Record(offer.call, 1, str(path)))
+    started = time.monotonic()
+    worker.control.send(p.Originate(offer.call, "lawyer", phone.uri))
+    worker.control.expect(p.LegAnswered, call=offer.call, leg="lawyer", timeout=10)
+    worker.control.send(p.Connect(offer.call, ("caller", "lawyer")))
+    return offer, proc, result, path, started
+
+
+@pytest.mark.timeout(90)
+def test_bridge_hold_attended_transfer_conference_and_leave(worker, tmp_path, audio, phones):
+    lawyer, consult = phones("lawyer", LAWYER_HZ), phones("consult", CONSULT_HZ)
+    offer, proc, result, path, t0 = _bridged(worker, tmp_path, audio, lawyer)
+    call, c = offer.call, worker.control
+    marks = {}
+
+    def phase(name, seconds):
+        marks[name] = (time.monotonic() - t0, time.monotonic() - t0 + seconds)
+        c.idle(seconds)
+
+    phase("talk", 2.0)
+    c.send(p.Connect(call, ()))  # hold: the caller hears music, the lawyer nothing
+    c.send(p.PlayFiles(call, 5, (str(audio["hold"]),), loop=True))
+    phase("hold", 2.0)
+    c.send(p.Originate(call, "consult", consult.uri))  # attended transfer: consult first
+    c.expect(p.LegAnswered, call=call, leg="consult", timeout=10)
+    c.send(p.Connect(call, ("lawyer", "consult")))
+    phase("consult", 2.0)
+    c.send(p.StopPlayback(call, 5))
+    c.expect(p.PlaybackDone, call=call, token=5)
+    c.send(p.Connect(call, ("caller", "lawyer", "consult")))  # three-way conference
+    phase("conference", 2.0)
+    c.send(p.Hangup(call, "left", leg="lawyer"))  # the lawyer leaves: the transfer completes
+    assert c.expect(p.LegEnded, call=call, leg="lawyer").reason == "left"
+    c.send(p.Connect(call, ("caller", "consult")))
+    phase("transferred", 2.0)
+    c.send(p.Hangup(call, "agent_done"))
+    ends = {c.expect(p.LegEnded, call=call, leg=leg).reason for leg in ("caller", "consult")}
+    assert ends == {"agent_done"}
+    c.expect(p.RecordingDone, call=call, token=1, timeout=10)
+    assert not [m for m in c.backlog if isinstance(m, p.CommandFailed)], c.backlog
+    _finish_caller(proc, result)
+
+    left, right = read_channels(path)
+    expected = {"talk": {LAWYER_HZ}, "hold": {HOLD_HZ}, "consult": {HOLD_HZ},
+                "conference": {LAWYER_HZ, CONSULT_HZ}, "transferred": {CONSULT_HZ}}
+    for name, heard in expected.items():
+        start, end = marks[name]
+        window = (start + 0.4, end - 0.2)
+        assert tones(right, *window, ALL_HZ) == heard, (name, window)
+        assert tones(left, *window, ALL_HZ) == {CALLER_HZ}, (name, window)
+    # What the phones heard: the lawyer never heard the caller while the caller was on hold.
+    [heard_by_lawyer] = read_channels(next(lawyer.folder.glob("*.wav")))
+    [heard_by_consult] = read_channels(next(consult.folder.glob("*.wav")))
+    assert CALLER_HZ in tones(heard_by_lawyer, 0.5, 1.8, ALL_HZ)
+    assert LAWYER_HZ in tones(heard_by_consult, 0.4, 1.5, ALL_HZ)  # the consultation
+    assert CALLER_HZ not in tones(heard_by_consult, 0.4, 1.5, ALL_HZ)
+    assert {CALLER_HZ, LAWYER_HZ} <= tones(heard_by_consult, 2.6, 3.8, ALL_HZ)  # conference
+
+
+@pytest.mark.timeout(90)
+def test_blind_transfer_busy_target_and_leg_limit(worker, tmp_path, audio, phones):
+    lawyer, second = phones("lawyer", LAWYER_HZ), phones("second", CONSULT_HZ)
+    busy = phones("busy", HOLD_HZ, "--busy")
+    offer, proc, result, path, t0 = _bridged(worker, tmp_path, audio, lawyer)
+    call, c = offer.call, worker.control
+    c.idle(1.0)
+    # Blind transfer: the lawyer goes at once, the caller hears music while the target rings.
+    c.send(p.Hangup(call, "transferred", leg="lawyer"))
+    c.send(p.PlayFiles(call, 9, (str(audio["hold"]),), loop=True))
+    assert c.expect(p.LegEnded, call=call, leg="lawyer").reason == "transferred"
+    c.send(p.Originate(call, "busy", busy.uri))
+    gone = c.expect(p.LegEnded, call=call, leg="busy", timeout=10)
+    assert (gone.reason, gone.status) == ("busy", 486)
+    t_hold = time.monotonic() - t0
+    c.idle(1.5)  # the caller waits with music
+    c.send(p.Originate(call, "lawyer", second.uri))  # a leg name may be used again
+    c.expect(p.LegAnswered, call=call, leg="lawyer", timeout=10)
+    c.send(p.StopPlayback(call, 9))
+    c.send(p.Connect(call, ("caller", "lawyer")))
+    t_second = time.monotonic() - t0
+    c.idle(2.0)
+    # The PyPI wheel carries 4 legs: caller + 3 more; the next one is refused, cleanly.
+    extra = [phones(f"x{i}", 2000 + 100 * i) for i in range(3)]
+    for i, ua in enumerate(extra[:2]):
+        c.send(p.Originate(call, f"x{i}", ua.uri))
+        c.expect(p.LegAnswered, call=call, leg=f"x{i}", timeout=10)
+    c.send(p.Originate(call, "x2", extra[2].uri))
+    refused = c.expect(p.LegEnded, call=call, leg="x2", timeout=5)
+    assert refused.reason == "no_free_leg"
+    c.expect(p.CommandFailed, call=call, command="Originate")
+    c.send(p.Hangup(call, "done"))
+    for leg in ("caller", "lawyer", "x0", "x1"):
+        c.expect(p.LegEnded, call=call, leg=leg, timeout=10)
+    c.expect(p.RecordingDone, call=call, token=1, timeout=10)
+    _finish_caller(proc, result)
+    _, right = read_channels(path)
+    assert tones(right, t_second + 0.4, t_second + 1.8, ALL_HZ) == {CONSULT_HZ}
+    assert tones(right, t_hold + 0.2, t_hold + 1.3, ALL_HZ) == {HOLD_HZ}
+
+
+@pytest.mark.timeout(60)
+def test_caller_hangs_up_while_the_lawyer_rings(worker, tmp_path, audio, phones):
+    slow = phones("slow", LAWYER_HZ, "--answer-after", "20")
+    offer, proc, result = _answered_call(worker, tmp_path, audio, hold=2.0)
+    worker.control.send(p.Originate(offer.call, "lawyer", slow.uri))
+    worker.control.expect(p.LegRinging, call=offer.call, leg="lawyer", timeout=10)
+    assert worker.control.expect(p.LegEnded, call=offer.call, leg="caller",
+                                 timeout=10).reason == "remote_hangup"
+    ended = worker.control.expect(p.LegEnded, call=offer.call, leg="lawyer", timeout=10)
+    assert ended.reason == "caller_gone"
+    slow.wait("ended", timeout=10)
+    _finish_caller(proc, result)
+
+
+@pytest.mark.timeout(90)
+def test_bridged_call_outlives_the_coordinator_and_is_reported_back(tmp_path, audio, phones):
+    lawyer = phones("lawyer", LAWYER_HZ)
+    w = Worker(tmp_path, "--lost-prompt", str(audio["prompt"]))
+    try:
+        offer, proc, result, path, _ = _bridged(w, tmp_path, audio, lawyer, hold=8.0)
+        ivr_proc, ivr_result = _caller(tmp_path, w.target, "ivr", wav=audio["tone"], hold=30)
+        ivr = w.control.expect(p.CallOffered, timeout=10)
+        w.control.send(p.Answer(ivr.call))
+        w.control.expect(p.LegAnswered, call=ivr.call)
+        w.control.idle(1.0)
+        port = w.control.port
+        w.control.close()  # the coordinator dies
+        # The IVR caller hears the prompt (≈2 s), then is hung up; the bridged call goes on.
+        [ivr_call] = _finish_caller(ivr_proc, ivr_result, timeout=20)
+        assert ivr_call["confirmed"] and ivr_call["seconds"] < 8
+        time.sleep(1.0)
+        assert w.proc.poll() is None
+        w.control = Control(port)  # a new coordinator on the same address
+        w.control.accept(timeout=15)
+        ready = w.control.expect(p.WorkerReady)
+        assert set(ready.held) == {offer.sip_call_id, ivr.sip_call_id}
+        held = {m.call: m for m in (w.control.expect(p.CallHeld) for _ in range(2))}
+        assert held[offer.call].legs == ("caller", "lawyer")
+        assert held[offer.call].group == ("caller", "lawyer")
+        assert held[ivr.call].legs == ()
+        assert w.control.expect(p.LegEnded, call=ivr.call).reason == "coordinator_lost"
+        # The caller hangs up after 8 s: reported live to the new coordinator.
+        ended = w.control.expect(p.LegEnded, call=offer.call, leg="caller", timeout=15)
+        assert ended.reason == "remote_hangup" and ended.at > 0
+        assert w.control.expect(p.LegEnded, call=offer.call, leg="lawyer").reason == (
+            "caller_gone")
+        done = w.control.expect(p.RecordingDone, call=offer.call, timeout=10)
+        [call] = _finish_caller(proc, result)
+        assert call["confirmed"]
+        assert done.seconds > 6
+    finally:
+        assert w.stop() == 0, w.stderr()[-3000:]
+    assert "Traceback" not in w.stderr()
