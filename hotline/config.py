@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hotline.domain import Language, QueueStrategy
 from hotline.errors import ConfigError
@@ -74,6 +83,83 @@ class ApiSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8348, ge=1, le=65535)
+
+
+class TrunkSettings(_Section):
+    """The upstream SIP trunk that outside numbers (12345, 110, any PSTN number) go to.
+
+    Workers dial ``sip:<number>@<front>``; the front relays those to the trunk. With
+    ``username`` empty the trunk authenticates the front by its IP address (common with
+    Chinese carriers): nothing is registered and no password is used. With a username the
+    front registers every ``expires`` seconds and answers the trunk's digest challenges.
+    Values given are checked even when the trunk is disabled; ``registrar`` and the
+    username/password pairing only matter once it is enabled.
+    """
+
+    enabled: bool = False
+    # The trunk's SIP URI: its registrar, or just its address for an IP trunk.
+    registrar: str = Field("", validate_default=True)
+    # Before username, whose validator checks the pair (and so names the key, never the secret).
+    password: SecretStr = SecretStr("")
+    username: str = Field("", validate_default=True)
+    # Where requests for the trunk are sent instead of the registrar's host:port ("" = none).
+    proxy: str = ""
+    expires: int = Field(300, ge=60, le=86400)
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _digits_are_text(cls, value: Any) -> Any:
+        # HOTLINE_TRUNK_USERNAME=862787654321 arrives as a TOML integer; it is an account name.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("registrar")
+    @classmethod
+    def _registrar_uri(cls, value: str, info: ValidationInfo) -> str:
+        from hotline.telephony.front_config import sip_uri_ok
+
+        if not value:
+            if info.data.get("enabled"):
+                raise ValueError("启用中继 (trunk.enabled = true) 时必须填写, "
+                                 "例如 sip:trunk.example.cn 或 sip:10.1.2.3:5060")
+            return value
+        if not sip_uri_ok(value):
+            raise ValueError("应为 SIP URI, 例如 sip:trunk.example.cn 或 sip:10.1.2.3:5060")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_uri(cls, value: str) -> str:
+        from hotline.telephony.front_config import sip_uri_ok
+
+        if value and not sip_uri_ok(value):
+            raise ValueError("应为 SIP URI (例如 sip:10.1.2.4:5060), 或留空")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _username_and_password(cls, value: str, info: ValidationInfo) -> str:
+        from hotline.telephony.front_config import trunk_user_ok
+
+        if not trunk_user_ok(value):
+            raise ValueError("应为 SIP 用户名 (字母、数字和 _ . - + 等, 最多 64 个), "
+                             "IP 认证的中继留空")
+        secret = info.data.get("password")
+        has_password = isinstance(secret, SecretStr) and bool(secret.get_secret_value())
+        if info.data.get("enabled") and value and not has_password:
+            raise ValueError("需要注册的中继 (填写了 username) 必须同时填写 trunk.password")
+        if info.data.get("enabled") and has_password and not value:
+            raise ValueError("填写了 trunk.password 却没有 username: 需要注册的中继两者都要填写, "
+                             "IP 认证的中继两者都留空")
+        return value
+
+    @model_validator(mode="after")
+    def _password_fits(self) -> TrunkSettings:
+        # Reported for the whole section so the password itself is never echoed.
+        from hotline.telephony.front_config import trunk_password_ok
+
+        if not trunk_password_ok(self.password.get_secret_value()):
+            raise ValueError("trunk.password 不能包含引号、反斜杠、换行或 %%")
+        return self
 
 
 class PathSettings(_Section):
@@ -139,6 +225,7 @@ class Settings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     database: DatabaseSettings = DatabaseSettings()
     sip: SipSettings = SipSettings()
+    trunk: TrunkSettings = TrunkSettings()
     api: ApiSettings = ApiSettings()
     telephony: TelephonySettings = TelephonySettings()
     paths: PathSettings = PathSettings()

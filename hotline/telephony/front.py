@@ -10,8 +10,11 @@ answers OPTIONS again and the call is offered to the next one.
 
 Requests coming *from* a worker are outbound legs (the worker originates the lawyer leg): they
 go to their request URI (through ``outbound_proxy`` when set), or to the upstream trunk when
-the URI names the front itself (``sip:13800138000@front``, an outside number). All dialogs are
-record-routed, so BYE and re-INVITE pass the front and the load bookkeeping stays right.
+the URI names the front itself (``sip:13800138000@front``, an outside number). An outside
+number is digits with an optional leading ``+``; anything else gets 484, and with no trunk
+configured every outside number gets 404. A trunk with a username is registered with and
+answers digest challenges; one without (IP-authenticated) is simply relayed to. All dialogs
+are record-routed, so BYE and re-INVITE pass the front and the load bookkeeping stays right.
 
 Workers are registered by listing them in :class:`FrontConfig.workers` at start and later with
 :meth:`KamailioFront.reload_dispatcher`, which rewrites the list file (for the next start) and
@@ -241,8 +244,11 @@ class KamailioFront:
         return reply.get("result")
 
     def trunk_status(self) -> int | None:
-        """The SIP code of the last REGISTER with the trunk (200: registered), or None."""
-        if self.config.trunk is None:
+        """The SIP code of the last REGISTER with the trunk (200: registered), or None.
+
+        None too for an IP-authenticated trunk (no username), which is never registered with.
+        """
+        if self.config.trunk is None or not self.config.trunk.registers:
             return None
         try:
             item = self.rpc("htable.get", "front", "reg_code")

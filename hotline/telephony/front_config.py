@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hotline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hotline.config import Settings
+    from hotline.config import Settings, TrunkSettings
 
 Transport = Literal["udp", "tcp"]
 
@@ -73,17 +73,35 @@ class WorkerRoute:
 
 @dataclass(frozen=True)
 class Trunk:
-    """The upstream SIP trunk for outside numbers; the front registers with it.
+    """The upstream SIP trunk for outside numbers (12345, 110, any PSTN number).
 
-    ``registrar`` is a SIP URI (``sip:trunk.example.cn`` or ``sip:10.1.2.3:5060``); calls
-    and REGISTERs go to ``proxy`` when given, else to the registrar's host and port.
+    ``registrar`` is the trunk's SIP URI (``sip:trunk.example.cn`` or ``sip:10.1.2.3:5060``);
+    calls and REGISTERs go to ``proxy`` when given, else to the registrar's host and port.
+
+    With a ``username`` the front registers with the trunk and answers its digest challenges.
+    With ``username`` empty the trunk is IP-authenticated (common with Chinese carriers): the
+    front neither registers nor authenticates, it just relays outside numbers to the trunk.
     """
 
     registrar: str
-    username: str
-    password: str
+    username: str = ""
+    password: str = ""
     proxy: str | None = None
     expires: int = 300
+
+    @classmethod
+    def from_settings(cls, section: TrunkSettings) -> Trunk | None:
+        """The trunk a ``[trunk]`` section describes; None when it is not enabled."""
+        if not section.enabled:
+            return None
+        return cls(registrar=section.registrar, username=section.username,
+                   password=section.password.get_secret_value(),
+                   proxy=section.proxy or None, expires=section.expires)
+
+    @property
+    def registers(self) -> bool:
+        """Whether the front registers (and answers digest challenges): a username is set."""
+        return bool(self.username)
 
     @property
     def domain(self) -> str:
@@ -101,6 +119,21 @@ class Trunk:
     def next_hop(self) -> str:
         """Where requests for the trunk are sent."""
         return self.proxy or f"sip:{self.domain}:{self.port}"
+
+    @property
+    def source_ips(self) -> tuple[str, ...]:
+        """The trunk's IP-literal addresses (registrar, proxy), exempt from the flood guard."""
+        out: list[str] = []
+        for uri in (self.registrar, self.proxy or ""):
+            m = _SIP_URI_RE.match(uri)
+            host = m.group("host").strip("[]") if m else ""
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            if host not in out:
+                out.append(host)
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -121,7 +154,8 @@ class FrontConfig:
     # Address put in Via/Record-Route when listening on a wildcard or behind NAT ("1.2.3.4").
     advertise: str | None = None
     rpc_socket: Path | None = None
-    # Sources exempt from the flood guard ("10.0.0.0/8", "192.0.2.7"); workers always are.
+    # Sources exempt from the flood guard ("10.0.0.0/8", "192.0.2.7"); workers and the
+    # trunk's IP addresses always are.
     trusted: tuple[str, ...] = ()
     flood_limit: int = 64
     flood_ban_seconds: int = 300
@@ -149,10 +183,12 @@ class FrontConfig:
     @classmethod
     def from_settings(cls, settings: Settings, workers: Iterable[WorkerRoute] = (),
                       **overrides: Any) -> FrontConfig:
-        """The front for ``settings.sip`` with its files under ``settings.path("var")``."""
-        return cls(var_dir=settings.path("var"), host=settings.sip.host,
-                   port=settings.sip.port, transports=tuple(settings.sip.transports),
-                   workers=tuple(workers), **overrides)
+        """The front for ``settings.sip`` and ``settings.trunk``, files under ``var``."""
+        values: dict[str, Any] = {
+            "var_dir": settings.path("var"), "host": settings.sip.host,
+            "port": settings.sip.port, "transports": tuple(settings.sip.transports),
+            "workers": tuple(workers), "trunk": Trunk.from_settings(settings.trunk)}
+        return cls(**{**values, **overrides})
 
     @property
     def folder(self) -> Path:
@@ -206,6 +242,15 @@ class FrontConfig:
         return self.host
 
     @property
+    def trusted_sources(self) -> tuple[str, ...]:
+        """Sources exempt from the flood guard: ``trusted`` plus the trunk's IP addresses.
+
+        The trunk carries every caller a carrier sends, far above one caller's rate.
+        """
+        extra = self.trunk.source_ips if self.trunk is not None else ()
+        return (*self.trusted, *(ip for ip in extra if ip not in self.trusted))
+
+    @property
     def probe_host(self) -> str:
         """Where a local readiness probe reaches the front."""
         if self.host in ("0.0.0.0", "*"):
@@ -246,6 +291,39 @@ def _safe(value: str) -> bool:
     return not (set(value) & _UNSAFE_CHARS)
 
 
+def sip_uri_ok(uri: str) -> bool:
+    """Whether ``uri`` is a SIP URI the front can route to (``sip:host[:port][;params]``)."""
+    m = _SIP_URI_RE.match(uri)
+    return m is not None and _valid_uri(uri) and _valid_host(m.group("host"))
+
+
+def trunk_user_ok(user: str) -> bool:
+    """Whether ``user`` can be the trunk account's user part (empty: an IP trunk)."""
+    return not user or bool(_USER_RE.match(user))
+
+
+def trunk_password_ok(password: str) -> bool:
+    """Whether ``password`` fits in a Kamailio string literal."""
+    return _safe(password) and "%%" not in password
+
+
+def trunk_problems(t: Trunk) -> Iterable[str]:
+    """Every problem in the trunk, as "trunk.field = value: expected" phrases."""
+    if not sip_uri_ok(t.registrar):
+        yield f"trunk.registrar = {t.registrar!r}: 应为 SIP URI, 例如 sip:trunk.example.cn"
+    if not trunk_user_ok(t.username):
+        yield f"trunk.username = {t.username!r}: 含不允许的字符"
+    if t.registers:
+        if not t.password or not trunk_password_ok(t.password):
+            yield "trunk.password: 不能为空, 也不能包含引号、反斜杠、换行或 %%"
+    elif t.password:
+        yield "trunk.password: 没有 username 的中继按 IP 认证, 不用密码; 需要注册请填写 username"
+    if t.proxy is not None and not sip_uri_ok(t.proxy):
+        yield f"trunk.proxy = {t.proxy!r}: 应为 SIP URI"
+    if not 60 <= t.expires <= 86400:
+        yield f"trunk.expires = {t.expires!r}: 应在 60-86400 秒之间"
+
+
 def _problems(cfg: FrontConfig) -> Iterable[str]:
     """Every problem in ``cfg``, as "field = value: expected" phrases."""
     if not _valid_host(cfg.host):
@@ -277,17 +355,7 @@ def _problems(cfg: FrontConfig) -> Iterable[str]:
         if not 1 <= w.maxload <= 1000:
             yield f"{where}.maxload = {w.maxload!r}: 应在 1-1000 之间"
     if cfg.trunk is not None:
-        t = cfg.trunk
-        if not _valid_uri(t.registrar) or not _valid_host(t.domain):
-            yield f"trunk.registrar = {t.registrar!r}: 应为 SIP URI, 例如 sip:trunk.example.cn"
-        if not _USER_RE.match(t.username):
-            yield f"trunk.username = {t.username!r}: 含不允许的字符"
-        if not t.password or not _safe(t.password) or "%%" in t.password:
-            yield "trunk.password: 不能为空, 也不能包含引号、反斜杠或换行"
-        if t.proxy is not None and not _valid_uri(t.proxy):
-            yield f"trunk.proxy = {t.proxy!r}: 应为 SIP URI"
-        if not 60 <= t.expires <= 86400:
-            yield f"trunk.expires = {t.expires!r}: 应在 60-86400 秒之间"
+        yield from trunk_problems(cfg.trunk)
     if cfg.outbound_proxy is not None and not _valid_uri(cfg.outbound_proxy):
         yield f"outbound_proxy = {cfg.outbound_proxy!r}: 应为 SIP URI"
     if cfg.advertise is not None:
@@ -346,9 +414,11 @@ def render_config(cfg: FrontConfig) -> str:
     defines = ["#!define FLT_FROM_WORKER 1", "#!define FLT_DISPATCHED 2"]
     if cfg.trunk is not None:
         defines.append("#!define WITH_TRUNK")
+        if cfg.trunk.registers:
+            defines.append("#!define WITH_TRUNK_AUTH")
     if cfg.outbound_proxy is not None:
         defines.append("#!define WITH_OUTBOUND_PROXY")
-    if cfg.trusted:
+    if cfg.trusted_sources:
         defines.append("#!define WITH_TRUSTED")
     advertise = ""
     if cfg.advertise:
@@ -358,7 +428,7 @@ def render_config(cfg: FrontConfig) -> str:
         f"listen={t}:{uri_host(cfg.host)}:{cfg.port}{advertise}" for t in cfg.transports)
     switches = [] if "tcp" in cfg.transports else ["disable_tcp=yes"]
     trunk = cfg.trunk
-    tm_trunk = 'modparam("tm", "enable_uac_fr", 1)' if trunk else ""
+    tm_trunk = 'modparam("tm", "enable_uac_fr", 1)' if trunk and trunk.registers else ""
     hostport = f"{uri_host(cfg.advertised_host)}:{cfg.port}"
     values = {
         "DEFINES": "\n".join(defines) + "\n",
@@ -381,7 +451,7 @@ def render_config(cfg: FrontConfig) -> str:
         "FLOOD_LIMIT": str(cfg.flood_limit),
         "MAX_MESSAGE": str(cfg.max_message_bytes),
         "BAN_SECONDS": str(cfg.flood_ban_seconds),
-        "TRUSTED": ",".join(cfg.trusted),
+        "TRUSTED": ",".join(cfg.trusted_sources),
         "MAX_TRIES": "3",
         "OUTBOUND_PROXY": cfg.outbound_proxy or "",
         "TRUNK_DOMAIN": trunk.domain if trunk else "",

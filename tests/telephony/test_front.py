@@ -1,7 +1,8 @@
 """The SIP front: rendered Kamailio config, and a real Kamailio routing real pjsua2 UAs.
 
 Workers, callers and lawyers' phones are ``sip_ua.py`` processes (pjsua2, loopback). The
-upstream trunk is a small UDP peer in this file that challenges with digest auth.
+registering upstream trunk is a small UDP peer in this file that challenges with digest auth;
+an IP-authenticated trunk ("the carrier") is a ``sip_ua.py`` that answers what it is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from hotline.config import Settings
+from hotline.config import Settings, load_settings
 from hotline.errors import ConfigError, ExternalToolError, HotlineError
 from hotline.telephony import front as front_mod
 from hotline.telephony.front import (
@@ -314,6 +315,31 @@ def test_trunk_proxy_and_trusted_sections_only_when_configured(tmp_path: Path) -
     assert 'loadmodule "uac.so"' in text
 
 
+def test_ip_trunk_neither_registers_nor_authenticates(tmp_path: Path) -> None:
+    ip_trunk = Trunk("sip:10.1.2.3:5062")
+    assert not ip_trunk.registers and ip_trunk.source_ips == ("10.1.2.3",)
+    text = render_config(FrontConfig(var_dir=tmp_path, trunk=ip_trunk))
+    assert "#!define WITH_TRUNK\n" in text and "#!define WITH_TRUNK_AUTH" not in text
+    assert '$rd = "10.1.2.3"' in text and "$rp = 5062;" in text
+    assert '$du = "sip:10.1.2.3:5062"' in text
+    assert "enable_uac_fr" not in text
+    # The carrier's address is exempt from the flood guard: it carries every caller.
+    assert "#!define WITH_TRUSTED" in text and '"$si", "10.1.2.3"' in text
+
+    registering = Trunk("sip:trunk.example.cn", "0271234", "pw", proxy="sip:10.0.0.8:5060")
+    text = render_config(FrontConfig(var_dir=tmp_path, trunk=registering,
+                                     trusted=("192.0.2.0/24",)))
+    assert "#!define WITH_TRUNK_AUTH" in text and "enable_uac_fr" in text
+    assert '"$si", "192.0.2.0/24,10.0.0.8"' in text
+
+    with pytest.raises(ConfigError) as info:
+        FrontConfig(var_dir=tmp_path, trunk=Trunk("sip:10.1.2.3", password="pw"))
+    assert "trunk.password" in str(info.value) and "IP 认证" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        FrontConfig(var_dir=tmp_path, trunk=Trunk("sip:10.1.2.3", "0271234"))
+    assert "trunk.password: 不能为空" in str(info.value)
+
+
 def test_every_bad_value_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         FrontConfig(var_dir=tmp_path, host="bad host", port=70000,
@@ -349,6 +375,56 @@ def test_from_settings_uses_sip_section_and_var(tmp_path: Path) -> None:
     cfg = FrontConfig.from_settings(settings, [W1])
     assert (cfg.port, cfg.transports, cfg.workers) == (5070, ("udp",), (W1,))
     assert cfg.cfg_path == tmp_path / "kamailio" / "kamailio.cfg"
+
+
+def test_trunk_section_configures_the_front(tmp_path: Path) -> None:
+    base = {"paths": {"var": str(tmp_path)}}
+    assert FrontConfig.from_settings(Settings.model_validate(base)).trunk is None
+    off = Settings.model_validate({**base, "trunk": {"registrar": "sip:10.1.2.3"}})
+    assert FrontConfig.from_settings(off).trunk is None  # enabled = false
+
+    ip = Settings.model_validate({**base, "trunk": {"enabled": True,
+                                                    "registrar": "sip:10.1.2.3:5062"}})
+    assert FrontConfig.from_settings(ip, [W1]).trunk == Trunk("sip:10.1.2.3:5062")
+
+    reg = Settings.model_validate({**base, "trunk": {
+        "enabled": True, "registrar": "sip:trunk.example.cn", "username": 862787654321,
+        "password": "s3cret", "proxy": "sip:10.0.0.8:5060", "expires": 600}})
+    assert FrontConfig.from_settings(reg).trunk == Trunk(
+        "sip:trunk.example.cn", "862787654321", "s3cret", "sip:10.0.0.8:5060", 600)
+    assert "s3cret" not in reg.model_dump_json()  # `hotline config show` hides it
+    # An explicit override still wins over the section.
+    assert FrontConfig.from_settings(reg, trunk=None).trunk is None
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"HOTLINE_TRUNK_ENABLED": "true"},
+     "配置错误: trunk.registrar = '' (来自 默认值): 启用中继 (trunk.enabled = true) 时必须填写, "
+     "例如 sip:trunk.example.cn 或 sip:10.1.2.3:5060"),
+    ({"HOTLINE_TRUNK_REGISTRAR": "trunk.example.cn"},
+     "配置错误: trunk.registrar = 'trunk.example.cn' (来自 HOTLINE_TRUNK_REGISTRAR): "
+     "应为 SIP URI, 例如 sip:trunk.example.cn 或 sip:10.1.2.3:5060"),
+    ({"HOTLINE_TRUNK_PROXY": "10.0.0.8"},
+     "配置错误: trunk.proxy = '10.0.0.8' (来自 HOTLINE_TRUNK_PROXY): "
+     "应为 SIP URI (例如 sip:10.1.2.4:5060), 或留空"),
+    ({"HOTLINE_TRUNK_EXPIRES": "30"},
+     "配置错误: trunk.expires = 30 (来自 HOTLINE_TRUNK_EXPIRES): 应 ≥ 60"),
+    ({"HOTLINE_TRUNK_ENABLED": "true", "HOTLINE_TRUNK_REGISTRAR": "sip:10.1.2.3",
+      "HOTLINE_TRUNK_USERNAME": "'0271234'"},
+     "配置错误: trunk.username = '0271234' (来自 HOTLINE_TRUNK_USERNAME): "
+     "需要注册的中继 (填写了 username) 必须同时填写 trunk.password"),
+    ({"HOTLINE_TRUNK_ENABLED": "true", "HOTLINE_TRUNK_REGISTRAR": "sip:10.1.2.3",
+      "HOTLINE_TRUNK_PASSWORD": "s3cret"},
+     "配置错误: trunk.username = '' (来自 默认值): 填写了 trunk.password 却没有 username: "
+     "需要注册的中继两者都要填写, IP 认证的中继两者都留空"),
+    ({"HOTLINE_TRUNK_PASSWORD": 'pa"ss'},
+     "配置错误: trunk = {…} (来自 默认值): trunk.password 不能包含引号、反斜杠、换行或 %%"),
+])
+def test_bad_trunk_settings_are_one_chinese_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert str(info.value) == message
+    assert "s3cret" not in str(info.value) and "pa\"ss" not in str(info.value)
 
 
 def test_dispatcher_changes_leave_unchanged_workers_alone() -> None:
@@ -538,6 +614,7 @@ def test_trunk_registration_and_outside_call_use_digest_auth(workers: tuple[Ua, 
     worker = Ua("wt", "--proxy", f"sip:127.0.0.1:{f.config.port}", port=worker_route.sip_port)
     try:
         assert wait_until(lambda: f.trunk_status() == 200, timeout=6)
+        assert "uac" in f.rpc("core.modules")
         assert [r[0] for r in trunk.requests[:2]] == ["REGISTER", "REGISTER"]
         assert trunk.requests[1][2] is True
 
@@ -550,6 +627,68 @@ def test_trunk_registration_and_outside_call_use_digest_auth(workers: tuple[Ua, 
         worker.close()
         f.stop()
         trunk.close()
+
+
+def _outside(front: KamailioFront, number: str) -> str:
+    return f"sip:{number}@127.0.0.1:{front.config.port}"
+
+
+def test_ip_trunk_carries_outside_numbers_without_registering() -> None:
+    carrier = Ua("carrier")
+    route = WorkerRoute("wc", "127.0.0.1", free_port(), 1)
+    # No `trusted`: the carrier's own address is exempt from the flood guard anyway.
+    f = make_front(short_var(), (route,), trunk=Trunk(f"sip:127.0.0.1:{carrier.port}"))
+    worker = Ua("wc", "--proxy", f"sip:127.0.0.1:{f.config.port}", port=route.sip_port)
+    try:
+        fport = f.config.port
+        worker.call("out", _outside(f, "12345"))
+        incoming = carrier.wait("incoming")
+        assert incoming["request_line"] == f"INVITE sip:12345@127.0.0.1:{carrier.port} SIP/2.0"
+        assert incoming["src"] == f"127.0.0.1:{fport}"
+        assert incoming["record_route"] == [f"<sip:127.0.0.1:{fport};lr>"]
+        worker.wait("confirmed", id="out")
+        carrier.wait("confirmed", id=incoming["id"])  # the ACK reached the carrier
+        assert f.loads() == {"wc": 0}  # outbound legs are not inbound load
+        assert f.trunk_status() is None  # nothing to register with
+        worker.send(cmd="hangup", id="out")
+        assert carrier.wait("ended", id=incoming["id"])["code"] == 200
+        worker.wait("ended", id="out")
+
+        # 110 and a + number too; this time the carrier hangs up (BYE the other way).
+        for tag, number in (("police", "110"), ("mobile", "+8613800138000")):
+            worker.call(tag, _outside(f, number))
+            incoming = carrier.wait("incoming")
+            assert incoming["request_line"].startswith(f"INVITE sip:{number}@127.0.0.1:")
+            worker.wait("confirmed", id=tag)
+            carrier.send(cmd="hangup", id=incoming["id"])
+            assert worker.wait("ended", id=tag)["code"] == 200
+            carrier.wait("ended", id=incoming["id"])
+
+        # Only digits (and a leading +) leave for the trunk.
+        for tag, number in (("name", "lawyer"), ("dash", "027-8765"), ("mid", "12+34")):
+            worker.call(tag, _outside(f, number))
+            assert worker.wait("ended", id=tag)["code"] == 484, number
+        assert not [e for e in carrier.drain() if e["ev"] == "incoming"]
+        # No registration timer, no digest client: uac and rtimer are not even loaded.
+        modules = f.rpc("core.modules")
+        assert "dispatcher" in modules and "uac" not in modules and "rtimer" not in modules
+    finally:
+        close_all(worker, carrier)
+        f.stop()
+
+
+def test_outside_numbers_without_a_trunk_get_404() -> None:
+    route = WorkerRoute("wn", "127.0.0.1", free_port(), 1)
+    f = make_front(short_var(), (route,))
+    worker = Ua("wn", "--proxy", f"sip:127.0.0.1:{f.config.port}", port=route.sip_port)
+    try:
+        worker.call("pstn", _outside(f, "12345"))
+        assert worker.wait("ended", id="pstn")["code"] == 404
+        worker.call("bad", _outside(f, "legal-aid"))
+        assert worker.wait("ended", id="bad")["code"] == 484
+    finally:
+        worker.close()
+        f.stop()
 
 
 def test_dead_worker_is_skipped_and_calls_fail_over(workers: tuple[Ua, Ua]) -> None:
