@@ -4,7 +4,8 @@
 
 Incoming calls are answered 200 at once (``--hangup-after S`` hangs them up S seconds
 later; ``--answer-after S`` rings S seconds first; ``--busy`` refuses them with 486). Every
-connected call hears ``--wav`` (looped) and is recorded to ``--record-dir/<id>.wav``. Commands, one JSON object per line on stdin:
+connected call hears ``--wav`` (looped) and is recorded to ``--record-dir/<id>.wav``.
+Commands, one JSON object per line on stdin:
 
     {"cmd": "call", "id": "c1", "uri": "sip:12348@127.0.0.1:5099"}
     {"cmd": "hangup", "id": "c1"}      {"cmd": "hangup_all"}      {"cmd": "quit"}
