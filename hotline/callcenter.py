@@ -3,8 +3,11 @@
 Runs on the asyncio loop. For each call: the worker offers it → the call and its ticket are
 written (before anything is played) → answer → record → an :class:`IvrSession` runs the flow
 for the dialled line; its commands become worker commands, its deadlines loop timers, its
-trace the call's events. Queues have no lawyers to offer calls to until the ACD lands: a
-queued caller hears hold music and, after the queue's wait, the flow's overflow.
+trace the call's events. Until the ACD lands, a queued caller hears hold music (and position
+announcements) while the duty lawyers of ``telephony.lawyer_uris`` are rung in turn, and
+after the queue's wait the flow's overflow. Lawyer legs, hold, transfers and conferences are
+:mod:`hotline.conversation`'s. Calls a worker carried through a coordinator restart are
+adopted from its ``CallHeld`` reports.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hotline import commands as cmd
 from hotline import events as ev
 from hotline.callers import mask_number
 from hotline.config import Settings
+from hotline.conversation import AgentLeg, Conversations, now_epoch
 from hotline.domain import CallEventKind, EndReason
 from hotline.ivr.engine import IvrSession, OutcomeKind, Step
 from hotline.ivr.registry import FlowRegistry
@@ -35,6 +39,13 @@ log = logging.getLogger("hotline.callcenter")
 
 RECORDING_TOKEN = 1
 HOLD_TOKEN_BASE = 1_000_000  # hold-music playbacks, never confused with IVR prompt tokens
+# Texts the node speaks outside any flow (rendered with the flows' TTS at start-up).
+SYSTEM_PROMPTS = {
+    "transfer_failed": "抱歉, 转接未能接通, 请稍后再拨. 再见.",
+    "coordinator_lost": "系统正在维护, 请稍后再拨. 给您带来不便, 敬请谅解.",
+}
+# Average talk time assumed for the expected-wait announcement before any call has ended.
+DEFAULT_HANDLE_SECONDS = 180.0
 _TRACE_KINDS = {"node": CallEventKind.IVR_NODE, "prompt": CallEventKind.PROMPT,
                 "digits": CallEventKind.DIGITS, "field": CallEventKind.FIELD_SET,
                 "note": CallEventKind.IVR_NOTE}
@@ -63,8 +74,28 @@ class LiveCall:
     hold_token: int | None = None
     end_reason: EndReason | None = None
     ended: bool = False
+    ended_at: datetime | None = None
     closed: bool = False  # the ledger row has its end
     end_data: dict[str, Any] = field(default_factory=dict)
+    # the talking part (hotline.conversation)
+    legs: dict[str, AgentLeg] = field(default_factory=dict)
+    lawyer: str | None = None
+    consult: str | None = None
+    held: bool = False
+    conference: bool = False
+    outside: bool = False
+    recall_uri: str = ""
+    leg_seq: int = 0
+    queued: bool = False
+    queue: str = ""
+    queued_since: datetime | None = None
+    agent_since: datetime | None = None
+    tried: set[str] = field(default_factory=set)
+    queue_timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    announce_token: int | None = None
+    hangup_after_token: int | None = None
+    # adoption after a coordinator restart: events wait here until the ledger row is found
+    pending: list[Any] | None = None
 
 
 class CallCenter:
@@ -82,6 +113,8 @@ class CallCenter:
         self.calls: dict[str, LiveCall] = {}
         self._hold_seq = HOLD_TOKEN_BASE
         self.finished = 0
+        self.talk = Conversations(self)
+        self._handle_times: list[float] = []
 
     # --- worker events ------------------------------------------------------------------
 
@@ -100,23 +133,122 @@ class CallCenter:
             self.calls[offered.key] = offered
             asyncio.get_running_loop().create_task(self._offered(offered, message))
             return
+        if isinstance(message, p.CallHeld):
+            self._adopt(worker, message)
+            return
         call = self.calls.get(getattr(message, "call", ""))
         if call is None:
+            return
+        if call.pending is not None:  # adoption in progress: keep the order
+            call.pending.append(message)
             return
         if isinstance(message, p.RecordingDone):
             self._recording_closed(call, message)
             return
+        if isinstance(message, p.LegEnded) and message.leg != "caller":
+            self.talk.on_event(call, message)  # a leg may end after the caller's
+            return
         if call.ended:
             return
-        if isinstance(message, p.LegAnswered) and message.leg == "caller":
+        if isinstance(message, p.CommandFailed):
+            log.warning("媒体进程命令失败: 工单 %s %s: %s", call.ticket_no, message.command,
+                        message.detail)
+        elif isinstance(message, p.LegAnswered | p.Digit) and message.leg != "caller":
+            self.talk.on_event(call, message)
+        elif isinstance(message, p.LegAnswered):
             asyncio.get_running_loop().create_task(self._answered(call))
-        elif isinstance(message, p.Digit) and message.leg == "caller":
+        elif isinstance(message, p.Digit):
             self._feed(call, ev.DigitReceived(message.digit))
         elif isinstance(message, p.PlaybackDone):
-            if message.token < HOLD_TOKEN_BASE:
-                self._feed(call, ev.PlaybackFinished(message.token))
-        elif isinstance(message, p.LegEnded) and message.leg == "caller":
+            self._playback_done(call, message.token)
+        elif isinstance(message, p.LegEnded):
+            if message.at:
+                call.ended_at = now_epoch(message.at, self.now())
             self._caller_gone(call, message)
+
+    def _playback_done(self, call: LiveCall, token: int) -> None:
+        if token < HOLD_TOKEN_BASE:
+            self._feed(call, ev.PlaybackFinished(token))
+        elif token == call.hangup_after_token:
+            self.send(call.worker, p.Hangup(call.key, "transfer_failed"))
+        elif token == call.announce_token:
+            call.announce_token = None
+            if call.queued:
+                self.talk.music_on(call)
+
+    # --- helpers for hotline.conversation ----------------------------------------------
+
+    def feed(self, call: LiveCall, event: ev.IvrEvent) -> None:
+        """Hand an event to the call's IVR session."""
+        self._feed(call, event)
+
+    def next_hold_token(self) -> int:
+        """A fresh token for a playback outside the IVR (music, announcements)."""
+        self._hold_seq += 1
+        return self._hold_seq
+
+    def prompt_path(self, key: str) -> Path | None:
+        """The 8 kHz file of a catalogue prompt, or None when the catalogue lacks it."""
+        entry = self.flows.current.prompts.get(key)
+        if entry is None:
+            return None
+        return self.audio.for_file(entry.file) if entry.file else self.audio.for_text(
+            entry.text)
+
+    def system_prompt(self, name: str) -> Path:
+        """One of :data:`SYSTEM_PROMPTS` as an 8 kHz file (cached after start-up)."""
+        return self.audio.for_text(SYSTEM_PROMPTS[name])
+
+    def left_queue(self, call: LiveCall) -> None:
+        """A lawyer took the call: the queue's overflow and announcements stop."""
+        for timer in call.queue_timers:
+            timer.cancel()
+        call.queue_timers = []
+        if call.announce_token is not None:
+            self.send(call.worker, p.StopPlayback(call.key, call.announce_token))
+            call.announce_token = None
+
+    # --- adoption after a coordinator restart -----------------------------------------------
+
+    def _adopt(self, worker: str, held: p.CallHeld) -> None:
+        call = LiveCall(held.call, worker, held.sip_call_id, "", "", self.now())
+        call.pending = []
+        self.calls[call.key] = call
+        asyncio.get_running_loop().create_task(self._adopted(call, held))
+
+    async def _adopted(self, call: LiveCall, held: p.CallHeld) -> None:
+        try:
+            view = await self.ledger.run(ledger_calls.find_open_call, held.sip_call_id)
+        except Exception:  # noqa: BLE001 - keep the call; it is closed by the next recovery
+            log.exception("接管通话时读取账本失败")
+            view = None
+        pending, call.pending = call.pending or [], None
+        if view is None:
+            log.warning("媒体进程 %s 报告的通话不在账本中, 挂断", call.worker)
+            self.calls.pop(call.key, None)
+            if held.legs:
+                self.send(call.worker, p.Hangup(call.key, "unknown_call"))
+            return
+        call.db_id, call.ticket_no = view.call_id, view.ticket_no
+        call.caller, call.line, call.started = view.caller_number, view.line, view.started_at
+        call.recording_id, call.recording_started = (view.recording_id,
+                                                     view.recording_started_at)
+        for name in held.legs:
+            if name != "caller":
+                call.legs[name] = AgentLeg(name, "", "lawyer", "up")
+        talking = [n for n in held.group if n != "caller" and n in call.legs]
+        call.lawyer = talking[0] if talking else None
+        call.consult = talking[1] if len(talking) > 1 else None
+        call.conference = len(talking) > 1
+        self.ledger.post(ledger_calls.append_events, call.db_id, [
+            (self.now(), CallEventKind.IVR_NOTE,
+             {"adopted": True, "worker": call.worker, "legs": list(held.legs)})])
+        log.info("已接管通话: 工单 %s (媒体进程 %s, 通话方 %s)", call.ticket_no, call.worker,
+                 ", ".join(held.legs) or "已结束")
+        if not held.legs:
+            call.end_reason = EndReason.SYSTEM_RESTART
+        for message in pending:
+            self._dispatch(call.worker, message)
 
     def on_worker_lost(self, worker: str) -> None:
         """A worker died: its calls end as worker_crash; their recordings get repaired."""
@@ -157,7 +289,7 @@ class CallCenter:
             opened = ledger_calls.open_call(
                 session, sip_call_id=offer.sip_call_id, line=offer.to_user,
                 caller_number=number, flow=flow_id, worker=worker, at=call.started,
-                local_day=local.date(), data={"remote": offer.remote})
+                local_day=local.date(), data={"remote": offer.remote, "worker_call": call.key})
             return opened, lookup_caller_facts(session, number, call.started, window)
 
         try:
@@ -238,40 +370,86 @@ class CallCenter:
         elif isinstance(command, cmd.Enqueue):
             self._enqueue(call, command)
         elif isinstance(command, cmd.TransferToLawyer):
-            # No ACD yet: nobody can be rung, so the flow's fallback runs at once.
+            # No ACD yet: work ids cannot be resolved, so the flow's fallback runs at once.
             self._later(call, 0, ev.TransferFailed("no_agent_routing"))
         elif isinstance(command, cmd.TransferOut):
-            log.warning("外线转接 %s 尚未接通 (需要 SIP 中继), 结束通话", command.number)
-            call.end_reason = EndReason.FAILED
-            self.send(call.worker, p.Hangup(call.key, "transfer_unavailable"))
+            self.talk.call_out(call, command.number)
         elif isinstance(command, cmd.Hangup):
-            call.end_reason = (EndReason.VOICEMAIL if command.reason == "voicemail"
-                               else EndReason.IVR_HANGUP)
+            if call.end_reason is None:  # a lawyer's hang-up stays the reason after a survey
+                call.end_reason = (EndReason.VOICEMAIL if command.reason == "voicemail"
+                                   else EndReason.IVR_HANGUP)
             self.send(call.worker, p.Hangup(call.key, command.reason))
 
     def _enqueue(self, call: LiveCall, command: cmd.Enqueue) -> None:
         assert call.db_id is not None
-        self.ledger.post(ledger_calls.update_call, call.db_id, queued_at=self.now(),
+        call.queue, call.queued_since = command.queue or "", self.now()
+        self.ledger.post(ledger_calls.update_call, call.db_id, queued_at=call.queued_since,
                          queue_code=command.queue, priority=command.priority)
         if command.hold_music:
-            entry = self.flows.current.prompts.get(command.hold_music)
-            if entry is not None:
-                self._hold_seq += 1
-                call.hold_token = self._hold_seq
-                path = self.audio.for_file(entry.file) if entry.file else self.audio.for_text(
-                    entry.text)
+            path = self.prompt_path(command.hold_music)
+            if path is not None:
+                call.hold_token = self.next_hold_token()
                 self.send(call.worker, p.PlayFiles(call.key, call.hold_token, (str(path),),
                                                    loop=True))
         wait = min(command.max_wait or self.settings.telephony.queue_wait,
                    self.settings.telephony.queue_wait)
 
         def overflow() -> None:
+            if not call.queued:
+                return
+            self.talk.stop_waiting(call)
+            self.left_queue(call)
             if call.hold_token is not None:
                 self.send(call.worker, p.StopPlayback(call.key, call.hold_token))
                 call.hold_token = None
             self._feed(call, ev.QueueOverflow("no_agent"))
 
-        call.side_timers.append(asyncio.get_running_loop().call_later(wait, overflow))
+        loop = asyncio.get_running_loop()
+        call.queue_timers.append(loop.call_later(wait, overflow))
+        if (command.announce_position or command.announce_expected_wait) and (
+                command.announce_interval > 0):
+            call.queue_timers.append(loop.call_later(
+                command.announce_interval, self._announce, call, command))
+        self.talk.queued(call)
+
+    def _announce(self, call: LiveCall, command: cmd.Enqueue) -> None:
+        """Tell a waiting caller their place and expected wait, then music again."""
+        if not call.queued or call.ended:
+            return
+        call.queue_timers.append(asyncio.get_running_loop().call_later(
+            command.announce_interval, self._announce, call, command))
+        ahead = sum(1 for other in self.calls.values()
+                    if other.queued and not other.ended and other.queue == call.queue
+                    and other.queued_since is not None and call.queued_since is not None
+                    and other.queued_since < call.queued_since)
+        parts = []
+        if command.announce_position:
+            parts.append(f"您前面还有 {ahead} 位来电人." if ahead else "您是下一位.")
+        if command.announce_expected_wait:
+            minutes = max(1, round((ahead + 1) * self.average_handle_seconds() / 60))
+            parts.append(f"预计等待约 {minutes} 分钟.")
+        parts.append("请不要挂机, 律师马上为您服务.")
+        text = " ".join(parts)
+        asyncio.get_running_loop().create_task(self._play_announcement(call, text))
+
+    async def _play_announcement(self, call: LiveCall, text: str) -> None:
+        try:
+            path = await asyncio.to_thread(self.audio.for_text, text)
+        except Exception:  # noqa: BLE001 - no announcement is better than no call
+            log.exception("排队播报合成失败")
+            return
+        if not call.queued or call.ended or call.announce_token is not None:
+            return
+        if call.hold_token is not None:
+            self.send(call.worker, p.StopPlayback(call.key, call.hold_token))
+            call.hold_token = None
+        call.announce_token = self.next_hold_token()
+        self.send(call.worker, p.PlayFiles(call.key, call.announce_token, (str(path),)))
+
+    def average_handle_seconds(self) -> float:
+        """Mean talk time of the last calls a lawyer handled on this node."""
+        recent = self._handle_times[-50:]
+        return sum(recent) / len(recent) if recent else DEFAULT_HANDLE_SECONDS
 
     def _later(self, call: LiveCall, seconds: float, event: ev.IvrEvent) -> None:
         call.side_timers.append(asyncio.get_running_loop().call_later(
@@ -287,6 +465,7 @@ class CallCenter:
         return self.audio.for_text(item.text)
 
     def _caller_gone(self, call: LiveCall, message: p.LegEnded) -> None:
+        self.talk.caller_gone(call)
         if call.session is not None and not call.session.done:
             was_waiting = call.session.waiting_for
             self._apply(call, call.session.handle(ev.CallerHungUp(), self.now()))
@@ -305,7 +484,11 @@ class CallCenter:
             return
         call.ended = True
         call.end_data = data
-        for timer in [call.timer, *call.side_timers]:
+        self.talk.caller_gone(call)
+        if call.agent_since is not None:
+            talked = ((call.ended_at or self.now()) - call.agent_since).total_seconds()
+            self._handle_times = [*self._handle_times[-49:], talked]
+        for timer in [call.timer, *call.side_timers, *call.queue_timers]:
             if timer is not None:
                 timer.cancel()
         if call.recording_id is None:
@@ -319,7 +502,8 @@ class CallCenter:
         call.closed = True
         session = call.session
         reason = call.end_reason or EndReason.CALLER_HANGUP
-        self.ledger.post(ledger_calls.close_call, call.db_id, at=self.now(), reason=reason,
+        at = call.ended_at or self.now()
+        self.ledger.post(ledger_calls.close_call, call.db_id, at=at, reason=reason,
                          ivr_vars=dict(session.vars) if session else {},
                          ivr_path=[f"{f}/{n}" for f, n in session.path] if session else [],
                          data=call.end_data)

@@ -66,16 +66,34 @@ class TelephonySettings(_Section):
     """Media workers (pjsua2 processes) behind the SIP front."""
 
     enabled: bool = True
-    workers: int = Field(4, ge=1, le=500)
-    # Inbound calls admitted per worker: a 4-leg worker keeps legs free for the lawyer, a
-    # consultation/transfer target and a supervisor.
-    calls_per_worker: int = Field(2, ge=1, le=64)
+    workers: int = Field(8, ge=1, le=1000)
+    # Legs kept for each admitted call: the caller, the lawyer, a consultation/transfer
+    # target and a supervisor. A worker admits max_legs // legs_per_call callers (the PyPI
+    # pjsua2 wheel carries 4 legs: 1 caller per worker; 2 here means no attended transfer or
+    # conference when a worker's other call has a lawyer too).
+    legs_per_call: int = Field(4, ge=1, le=16)
+    # Upper bound on callers per worker; 0 = as many as legs_per_call allows.
+    calls_per_worker: int = Field(0, ge=0, le=64)
     worker_host: str = "127.0.0.1"
     worker_sip_port_base: int = Field(5100, ge=1024, le=65000)
     rtp_port_base: int = Field(20000, ge=1024, le=65000)
     rtp_ports_per_worker: int = Field(40, ge=8, le=1000)
     # Seconds a queued call waits with hold music before the flow's overflow (no ACD yet).
     queue_wait: int = Field(300, ge=5, le=7200)
+    # Duty lawyers' phones rung in turn for queued calls until the ACD lands (SIP URIs).
+    lawyer_uris: tuple[str, ...] = ()
+    # Seconds a lawyer's phone (or a transfer target) rings before the next one is tried.
+    ring_timeout: int = Field(20, ge=5, le=120)
+
+    @field_validator("lawyer_uris")
+    @classmethod
+    def _lawyer_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from hotline.telephony.front_config import sip_uri_ok
+
+        bad = [uri for uri in value if not sip_uri_ok(uri)]
+        if bad:
+            raise ValueError(f"应为 SIP URI 列表 (例如 [\"sip:8001@10.0.0.21\"]), 有误: {bad[0]}")
+        return value
 
 
 class ApiSettings(_Section):

@@ -188,6 +188,7 @@ class CallEventKind(StrEnum):
     UNHOLD = "unhold"
     TRANSFER = "transfer"
     CONFERENCE = "conference"
+    LEG_ENDED = "leg_ended"  # a lawyer's, consulted party's or transfer target's leg ended
     OVERFLOW = "overflow"
     ABANDONED = "abandoned"
     VOICEMAIL = "voicemail"

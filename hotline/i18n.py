@@ -126,3 +126,10 @@ MESSAGES.update({
     "front.failed": "SIP 前端 (Kamailio) 启动失败: {detail} (完整日志: {log})",
     "front.rpc": "无法通过控制接口操作 SIP 前端 ({method}): {detail}",
 })
+
+MESSAGES.update({
+    # lawyers' call control, hotline/conversation.py
+    "call.not_found": "通话 {call} 不存在或已结束",
+    "call.bad_state": "当前通话状态 ({state}) 不能执行此操作 ({action})",
+    "call.bad_target": "转接目标无效: {target} (应为 SIP 地址或电话号码)",
+})

@@ -2,13 +2,16 @@
 
 Runs once when ``hotline serve`` starts, before any new call: every call without an end is
 closed as ``system_restart`` and every recording never closed is repaired (WAV header from
-the file size), hashed and closed, or flagged when its file is gone.
+the file size), hashed and closed, or flagged when its file is gone. Calls a media worker
+carried through the restart (bridged conversations, ``keep``) are left open: the
+coordinator adopts them and closes them when they end.
 """
 
 from __future__ import annotations
 
 import logging
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,14 +34,15 @@ class Recovered:
     recordings_repaired: int
 
 
-def recover(session: Session, now: datetime) -> Recovered:
-    """Close open calls and recordings; idempotent (a second run finds nothing)."""
-    calls = ledger_calls.open_calls(session)
+def recover(session: Session, now: datetime, keep: Iterable[str] = ()) -> Recovered:
+    """Close open calls and recordings except ``keep``'s (SIP Call-IDs); idempotent."""
+    kept = ledger_calls.open_call_ids(session, keep)
+    calls = [c for c in ledger_calls.open_calls(session) if c.call_id not in kept]
     for call in calls:
         ledger_calls.close_call(session, call.call_id, at=now, reason=EndReason.SYSTEM_RESTART,
                                 ivr_vars={}, ivr_path=None, data={"recovered": True})
     repaired = 0
-    recordings = ledger_calls.open_recordings(session)
+    recordings = ledger_calls.open_recordings(session, skip_calls=kept)
     for rec_id, raw_path in recordings:
         path = Path(raw_path)
         try:

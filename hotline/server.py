@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from hotline.api.app import create_app
-from hotline.callcenter import CallCenter
+from hotline.callcenter import SYSTEM_PROMPTS, CallCenter
 from hotline.config import Settings
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
@@ -72,19 +72,27 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
                            ) -> Telephony:
     t = settings.telephony
     ledger = Ledger(make_session_factory(engine))
-    center = CallCenter(settings, registry, _prompt_audio(settings), ledger, lambda *a: False)
-    pool = WorkerPool(settings, center.on_worker_event, center.on_worker_lost)
+    audio = _prompt_audio(settings)
+    center = CallCenter(settings, registry, audio, ledger, lambda *a: False)
+    lost = await asyncio.to_thread(audio.for_text, SYSTEM_PROMPTS["coordinator_lost"])
+    pool = WorkerPool(settings, center.on_worker_event, center.on_worker_lost,
+                      lost_prompt=str(lost))
     center.send = pool.send
     try:
         await pool.start()
+        # Only now, with the calls that survived a crash known, close what it left open.
+        _recover(engine, keep=pool.held)
     except BaseException:
+        await pool.stop()
         ledger.close()
         raise
+    if pool.held:
+        log.warning("接管了上次运行中仍在通话的 %d 路通话", len(pool.held))
     legs = pool.max_legs
-    # Each admitted caller needs a leg for the lawyer too; keep the rest for transfers.
-    per_worker = max(1, min(t.calls_per_worker, legs // 2))
-    if per_worker < t.calls_per_worker:
-        log.warning("pjsua2 每进程只支持 %d 路, 每个媒体进程只接入 %d 路来电", legs, per_worker)
+    # Each admitted caller keeps legs for the lawyer, a transfer target and a supervisor.
+    per_worker = max(1, legs // t.legs_per_call)
+    if t.calls_per_worker:
+        per_worker = min(per_worker, t.calls_per_worker)
     log.info("媒体进程已启动: %d 个 (每进程 %d 路, 接入 %d 路来电), SIP 端口 %d–%d",
              len(pool.slots), legs, per_worker, t.worker_sip_port_base,
              t.worker_sip_port_base + t.workers - 1)
@@ -101,6 +109,14 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
              "/".join(settings.sip.transports), settings.sip.host, settings.sip.port,
              per_worker * len(routes))
     return Telephony(ledger, center, pool, front)
+
+
+def _recover(engine: Any, keep: set[str]) -> None:
+    with session_scope(make_session_factory(engine)) as session:
+        done = recover(session, datetime.now(UTC), keep=keep)
+    if done.calls_closed or done.recordings_closed:
+        log.warning("启动恢复: 关闭了 %d 个未结束的通话, 关闭了 %d 个录音 (修复 %d 个)",
+                    done.calls_closed, done.recordings_closed, done.recordings_repaired)
 
 
 async def _supervise_front(telephony: Telephony) -> None:
@@ -135,6 +151,8 @@ def prepare_prompts(settings: Settings, registry: FlowRegistry) -> tuple[int, in
             audio.for_text(entry.text)
         after = len(list(audio.cache_dir.glob("*.wav")))
         fresh += after - before
+    for text in SYSTEM_PROMPTS.values():
+        audio.for_text(text)
     return len(registry.current.prompts), fresh
 
 
@@ -144,11 +162,8 @@ async def run(settings: Settings) -> None:
     try:
         revision = ensure_current(engine)
         log.info("数据库就绪: %s (结构版本 %s)", mask_url(settings.database_url), revision)
-        with session_scope(make_session_factory(engine)) as session:
-            done = recover(session, datetime.now(UTC))
-        if done.calls_closed or done.recordings_closed:
-            log.warning("启动恢复: 关闭了 %d 个未结束的通话, 关闭了 %d 个录音 (修复 %d 个)",
-                        done.calls_closed, done.recordings_closed, done.recordings_repaired)
+        if not settings.telephony.enabled:
+            _recover(engine, keep=set())
 
         registry = FlowRegistry(settings)
         flows = registry.current

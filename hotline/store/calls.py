@@ -163,8 +163,52 @@ def open_calls(session: Session) -> list[OpenCallView]:
     return [OpenCallView(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def open_recordings(session: Session) -> list[tuple[int, str]]:
+def open_recordings(session: Session, skip_calls: Iterable[int] = ()) -> list[tuple[int, str]]:
     """Recordings never closed: (id, path), to repair after a crash."""
-    rows = session.execute(select(Recording.id, Recording.path)
-                           .where(Recording.closed_at.is_(None))).all()
-    return [(r[0], r[1]) for r in rows]
+    query = select(Recording.id, Recording.path).where(Recording.closed_at.is_(None))
+    skip = list(skip_calls)
+    if skip:
+        query = query.where(Recording.call_id.is_(None) | Recording.call_id.not_in(skip))
+    return [(r[0], r[1]) for r in session.execute(query).all()]
+
+
+@dataclass(frozen=True)
+class HeldCallView:
+    """An open call a worker carried through a coordinator restart, as the ledger has it."""
+
+    call_id: int
+    ticket_no: str
+    started_at: datetime
+    caller_number: str
+    line: str
+    recording_id: int | None
+    recording_started_at: datetime | None
+
+
+def find_open_call(session: Session, sip_call_id: str) -> HeldCallView | None:
+    """The open call with this SIP Call-ID (the newest, if a trunk reused one)."""
+    row = session.execute(
+        select(Call.id, Ticket.ticket_no, Call.started_at, Call.caller_number,
+               Call.line_dialed)
+        .outerjoin(Ticket, Ticket.call_id == Call.id)
+        .where(Call.sip_call_id == sip_call_id, Call.ended_at.is_(None))
+        .order_by(Call.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    rec = session.execute(
+        select(Recording.id, Recording.started_at)
+        .where(Recording.call_id == row[0], Recording.closed_at.is_(None))
+        .order_by(Recording.id.desc()).limit(1)
+    ).first()
+    return HeldCallView(row[0], row[1] or "", row[2], row[3] or "", row[4] or "",
+                        rec[0] if rec else None, rec[1] if rec else None)
+
+
+def open_call_ids(session: Session, sip_call_ids: Iterable[str]) -> set[int]:
+    """Ids of the open calls with these SIP Call-IDs."""
+    wanted = list(sip_call_ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Call.id).where(Call.sip_call_id.in_(wanted),
+                                                     Call.ended_at.is_(None))))

@@ -16,11 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def start_node(tmp_path, port_block):
-    """``start_node(workers)`` → a running node: dir, sip, uri, db, env, proc."""
+    """``start_node(workers, legs_per_call, **env)`` → a running node: dir, sip, uri, db, env,
+    proc; ``env`` keys are settings (``telephony_lawyer_uris=...`` → HOTLINE_TELEPHONY_...).
+    """
     procs = []
     logs = []
 
-    def start(workers=2):
+    def start(workers=2, legs_per_call=2, **extra_env):
         flows = tmp_path / "ivr_flows"
         shutil.copytree(ROOT / "ivr_flows", flows)
         sip, api = port_block(1), port_block(1)
@@ -34,7 +36,9 @@ def start_node(tmp_path, port_block):
             "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(port_block(workers)),
             "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(port_block(40 * workers)),
             "HOTLINE_TELEPHONY_QUEUE_WAIT": "5",
+            "HOTLINE_TELEPHONY_LEGS_PER_CALL": str(legs_per_call),
         })
+        env.update({f"HOTLINE_{k.upper()}": str(v) for k, v in extra_env.items()})
         subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path,
                        env=env, check=True, capture_output=True)
         log = (tmp_path / "serve.log").open("wb")

@@ -1,0 +1,464 @@
+"""Lawyer legs of a live call: ring, bridge, hold, transfer (blind and attended), conference.
+
+The coordinator's half of the talking part of a call; it runs on the event loop like
+:class:`~hotline.callcenter.CallCenter`, which owns it and hands it the worker events about
+legs other than the caller's. Media happens in the call's worker (one pjsua2 bridge per
+call); here we only decide who talks to whom (``Connect``), what the caller hears while
+waiting (hold music), which leg is "the lawyer", and write every step to the ledger.
+
+Roles of an originated leg:
+
+* ``lawyer``: rung for a queued caller (interim duty list ``telephony.lawyer_uris`` until the
+  ACD lands); answering bridges it to the caller.
+* ``transfer``: the target of a blind transfer (another lawyer or an outside number); the
+  caller hears hold music until it answers, then talks to it. A failed blind transfer
+  rings the lawyer who transferred once more ("recall"); failing that, the call ends.
+* ``consult``: the target of an attended transfer; it talks to the lawyer while the caller
+  holds. Then the lawyer completes the transfer, joins all three in a conference, or
+  cancels. A lawyer who hangs up during the consultation completes it.
+
+The public methods (:meth:`hold`, :meth:`transfer`, ...) are what the agent API calls for a
+lawyer; a command in the wrong state raises :class:`CallControlError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from hotline import events as ev
+from hotline.callers import mask_number
+from hotline.domain import CallEventKind, EndReason
+from hotline.errors import DomainError
+from hotline.store import calls as ledger_calls
+from hotline.telephony import protocol as p
+
+if TYPE_CHECKING:
+    from hotline.callcenter import CallCenter, LiveCall
+
+log = logging.getLogger("hotline.conversation")
+
+CALLER = "caller"
+HOLD_MUSIC = "hold_music"  # the prompt catalogue's entry for music on hold
+# Retry the duty list after this long when every lawyer was busy or did not answer.
+RETRY_SECONDS = 3.0
+# Outside numbers: digits with an optional leading + (what the SIP front relays to the trunk).
+_NUMBER = re.compile(r"^\+?[0-9]{1,32}$")
+
+Role = Literal["lawyer", "transfer", "consult"]
+
+
+class CallControlError(DomainError):
+    """A lawyer's command that does not fit the call's state (or names no live call)."""
+
+    default_code = "call.bad_state"
+
+
+@dataclass
+class AgentLeg:
+    """One originated leg as the coordinator tracks it."""
+
+    name: str
+    uri: str
+    role: Role
+    state: Literal["ringing", "up", "ended"] = "ringing"
+    timer: asyncio.TimerHandle | None = None
+
+
+class Conversations:
+    """The talking part of every live call; see the module docstring."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+        self._next_duty = 0
+
+    # --- API for lawyers (the agent API calls these) ------------------------------------
+
+    def hold(self, key: str) -> None:
+        """Put the caller on hold: music for the caller, silence for the lawyer."""
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        if call.held or call.consult:
+            raise CallControlError("call.bad_state", action="hold", state=self._state(call))
+        call.held = True
+        self._send(call, p.Connect(call.key, (lawyer.name,)))
+        self.music_on(call)
+        self._event(call, CallEventKind.HOLD, {"leg": lawyer.name})
+
+    def unhold(self, key: str) -> None:
+        """Take the caller off hold."""
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        if not call.held or call.consult:
+            raise CallControlError("call.bad_state", action="unhold", state=self._state(call))
+        self._talk(call, lawyer.name)
+        self._event(call, CallEventKind.UNHOLD, {"leg": lawyer.name})
+
+    def transfer(self, key: str, target: str, attended: bool = False) -> str:
+        """Transfer to a SIP URI or an outside number; returns the new leg's name.
+
+        Blind: the lawyer leaves at once and the caller waits with music for the target.
+        Attended: the caller holds while the lawyer consults the target; then
+        :meth:`complete_transfer`, :meth:`conference` or :meth:`cancel_transfer`.
+        """
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        if call.consult:
+            raise CallControlError("call.bad_state", action="transfer", state=self._state(call))
+        uri, outside = self.target_uri(target)
+        mode = "attended" if attended else "blind"
+        self._event(call, CallEventKind.TRANSFER, {"mode": mode, "stage": "started",
+                                                   "to": _mask(target), "from": lawyer.name})
+        if attended:
+            call.held = True
+            self._send(call, p.Connect(call.key, (lawyer.name,)))
+            self.music_on(call)
+            name = self._originate(call, "consult", uri)
+            call.consult = name
+            return name
+        call.recall_uri = lawyer.uri
+        call.outside = outside
+        lawyer.state = "ended"
+        self._send(call, p.Hangup(call.key, "transferred", leg=lawyer.name))
+        call.lawyer = None
+        call.held = False
+        self.music_on(call)
+        return self._originate(call, "transfer", uri)
+
+    def complete_transfer(self, key: str) -> None:
+        """Attended transfer: the caller talks to the consulted party, the lawyer leaves."""
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        consult = self._require_consult(call)
+        lawyer.state = "ended"
+        self._send(call, p.Hangup(call.key, "transferred", leg=lawyer.name))
+        self._promote(call, consult)
+        self._event(call, CallEventKind.TRANSFER, {"mode": "attended", "stage": "completed",
+                                                   "to": consult.name})
+
+    def cancel_transfer(self, key: str) -> None:
+        """Attended transfer: drop the consulted party, the caller talks to the lawyer again."""
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        if not call.consult:
+            raise CallControlError("call.bad_state", action="cancel_transfer",
+                                   state=self._state(call))
+        consult = call.legs[call.consult]
+        consult.state = "ended"
+        call.consult = None
+        self._send(call, p.Hangup(call.key, "cancelled", leg=consult.name))
+        self._talk(call, lawyer.name)
+        self._event(call, CallEventKind.TRANSFER, {"mode": "attended", "stage": "cancelled"})
+
+    def conference(self, key: str) -> None:
+        """Join caller, lawyer and the consulted party in a three-way conference."""
+        call = self._call(key)
+        lawyer = self._require_lawyer(call)
+        consult = self._require_consult(call)
+        call.conference = True
+        self._talk(call, lawyer.name, consult.name)
+        self._event(call, CallEventKind.CONFERENCE, {"legs": [CALLER, lawyer.name,
+                                                              consult.name]})
+
+    def leave(self, key: str, leg: str) -> None:
+        """A party leaves the conference; the other two go on talking."""
+        call = self._call(key)
+        if not call.conference or leg not in (call.lawyer, call.consult):
+            raise CallControlError("call.bad_state", action="leave", state=self._state(call))
+        self._send(call, p.Hangup(call.key, "left", leg=leg))
+
+    def hangup(self, key: str) -> None:
+        """The lawyer ends the call."""
+        call = self._call(key)
+        self._require_lawyer(call)
+        call.end_reason = EndReason.LAWYER_HANGUP
+        self._send(call, p.Hangup(call.key, "lawyer_hangup"))
+
+    def target_uri(self, target: str) -> tuple[str, bool]:
+        """A transfer target as a SIP URI; an outside number goes through the front's trunk."""
+        if target.startswith(("sip:", "sips:")):
+            return target, False
+        if _NUMBER.match(target):
+            sip = self.center.settings.sip
+            return f"sip:{target}@{sip.host}:{sip.port}", True
+        raise CallControlError("call.bad_target", target=target)
+
+    # --- from the coordinator -----------------------------------------------------------
+
+    def queued(self, call: LiveCall) -> None:
+        """A caller entered a queue: ring the duty lawyers in turn (interim routing)."""
+        call.queued = True
+        call.tried = set()
+        self._offer_next(call)
+
+    def call_out(self, call: LiveCall, number: str) -> None:
+        """The IVR transfers the caller to an outside number (12345, 110...)."""
+        try:
+            uri, _ = self.target_uri(number)
+        except CallControlError:
+            log.warning("外线号码无效: %s", number)
+            self._give_up(call)
+            return
+        call.outside = True
+        self._event(call, CallEventKind.TRANSFER, {"mode": "blind", "stage": "started",
+                                                   "to": _mask(number), "from": "ivr"})
+        self.music_on(call)
+        self._originate(call, "transfer", uri)
+
+    def on_event(self, call: LiveCall, message: Any) -> None:
+        """A worker event about a non-caller leg."""
+        leg = call.legs.get(getattr(message, "leg", ""))
+        if leg is None:
+            return
+        if isinstance(message, p.LegAnswered):
+            self._answered(call, leg)
+        elif isinstance(message, p.LegEnded):
+            self._ended(call, leg, message)
+        elif isinstance(message, p.Digit):
+            log.debug("call %s: digit from %s ignored", call.key, leg.name)
+
+    def caller_gone(self, call: LiveCall) -> None:
+        """The caller hung up: the worker ends the other legs; stop our timers."""
+        for leg in call.legs.values():
+            if leg.timer is not None:
+                leg.timer.cancel()
+                leg.timer = None
+        call.queued = False
+
+    def stop_waiting(self, call: LiveCall) -> None:
+        """The queue gave up on the call (overflow): stop ringing lawyers."""
+        call.queued = False
+        for leg in call.legs.values():
+            if leg.role == "lawyer" and leg.state == "ringing":
+                self._send(call, p.Hangup(call.key, "overflow", leg=leg.name))
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _call(self, key: str) -> LiveCall:
+        call = self.center.calls.get(key)
+        if call is None or call.ended:
+            raise CallControlError("call.not_found", call=key)
+        return call
+
+    def _require_lawyer(self, call: LiveCall) -> AgentLeg:
+        leg = call.legs.get(call.lawyer or "")
+        if leg is None or leg.state != "up":
+            raise CallControlError("call.bad_state", action="lawyer", state=self._state(call))
+        return leg
+
+    def _require_consult(self, call: LiveCall) -> AgentLeg:
+        leg = call.legs.get(call.consult or "")
+        if leg is None or leg.state != "up":
+            raise CallControlError("call.bad_state", action="consult", state=self._state(call))
+        return leg
+
+    @staticmethod
+    def _state(call: LiveCall) -> str:
+        if call.conference:
+            return "conference"
+        if call.consult:
+            return "consulting"
+        if call.held:
+            return "held"
+        if call.lawyer:
+            return "talking"
+        return "queued" if call.queued else "ivr"
+
+    def _send(self, call: LiveCall, message: Any) -> None:
+        self.center.send(call.worker, message)
+
+    def _event(self, call: LiveCall, kind: CallEventKind, data: dict[str, Any]) -> None:
+        if call.db_id is not None:
+            self.center.ledger.post(ledger_calls.append_events, call.db_id,
+                                    [(self.center.now(), kind, data)])
+
+    def _originate(self, call: LiveCall, role: Role, uri: str) -> str:
+        call.leg_seq += 1
+        name = f"{role}{call.leg_seq}"
+        leg = AgentLeg(name, uri, role)
+        call.legs[name] = leg
+        leg.timer = asyncio.get_running_loop().call_later(
+            self.center.settings.telephony.ring_timeout, self._ring_timeout, call, leg)
+        self._send(call, p.Originate(call.key, name, uri))
+        self._event(call, CallEventKind.OFFER, {"leg": name, "role": role,
+                                                "to": _mask_uri(uri)})
+        return name
+
+    def _ring_timeout(self, call: LiveCall, leg: AgentLeg) -> None:
+        leg.timer = None
+        if leg.state == "ringing" and not call.ended:
+            self._send(call, p.Hangup(call.key, "no_answer", leg=leg.name))
+
+    def music_on(self, call: LiveCall) -> None:
+        """Music on hold for the caller (no-op while it plays)."""
+        if call.hold_token is not None:
+            return
+        path = self.center.prompt_path(HOLD_MUSIC)
+        if path is None:
+            return
+        call.hold_token = self.center.next_hold_token()
+        self._send(call, p.PlayFiles(call.key, call.hold_token, (str(path),), loop=True))
+
+    def _music_off(self, call: LiveCall) -> None:
+        if call.hold_token is not None:
+            self._send(call, p.StopPlayback(call.key, call.hold_token))
+            call.hold_token = None
+
+    def _talk(self, call: LiveCall, *legs: str) -> None:
+        """The caller talks to ``legs`` (music off, nobody on hold)."""
+        self._music_off(call)
+        call.held = False
+        self._send(call, p.Connect(call.key, (CALLER, *legs)))
+
+    def _promote(self, call: LiveCall, leg: AgentLeg) -> None:
+        """``leg`` becomes the caller's lawyer (after a transfer or when the lawyer left)."""
+        call.lawyer, call.consult, call.conference = leg.name, None, False
+        self._talk(call, leg.name)
+
+    def _offer_next(self, call: LiveCall) -> None:
+        if not call.queued or call.ended:
+            return
+        uris = self.center.settings.telephony.lawyer_uris
+        if not uris:
+            return  # nobody to ring: the caller waits for the queue's overflow
+        busy = {leg.uri for other in self.center.calls.values() if not other.ended
+                for leg in other.legs.values() if leg.state != "ended"}
+        for step in range(len(uris)):
+            uri = uris[(self._next_duty + step) % len(uris)]
+            if uri not in busy and uri not in call.tried:
+                self._next_duty = (self._next_duty + step + 1) % len(uris)
+                call.tried.add(uri)
+                self._originate(call, "lawyer", uri)
+                return
+        call.tried = set()  # everyone was tried or busy: start over after a pause
+        call.side_timers.append(asyncio.get_running_loop().call_later(
+            RETRY_SECONDS, self._offer_next, call))
+
+    def _answered(self, call: LiveCall, leg: AgentLeg) -> None:
+        if leg.timer is not None:
+            leg.timer.cancel()
+            leg.timer = None
+        if leg.state != "ringing" or call.ended:
+            return
+        leg.state = "up"
+        at = self.center.now()
+        if leg.role == "lawyer":
+            if not call.queued or call.lawyer is not None:
+                self._send(call, p.Hangup(call.key, "not_needed", leg=leg.name))
+                return
+            call.queued = False
+            self.center.left_queue(call)
+            call.lawyer, call.agent_since = leg.name, at
+            self._talk(call, leg.name)
+            if call.db_id is not None:
+                self.center.ledger.post(ledger_calls.update_call, call.db_id,
+                                        agent_answered_at=at)
+            self._event(call, CallEventKind.AGENT_ANSWERED, {"leg": leg.name,
+                                                             "to": _mask_uri(leg.uri)})
+            self.center.feed(call, ev.QueueAnswered(leg.uri))
+            log.info("律师已接听: 工单 %s (%s)", call.ticket_no, _mask_uri(leg.uri))
+        elif leg.role == "transfer":
+            self._promote(call, leg)
+            self._event(call, CallEventKind.TRANSFER, {"stage": "answered", "to": leg.name})
+        else:  # consult: the lawyer and the consulted party talk, the caller holds
+            self._send(call, p.Connect(call.key, tuple(n for n in (call.lawyer, leg.name)
+                                                       if n)))
+            self._event(call, CallEventKind.TRANSFER, {"mode": "attended",
+                                                       "stage": "consulting"})
+
+    def _ended(self, call: LiveCall, leg: AgentLeg, message: p.LegEnded) -> None:
+        if leg.timer is not None:
+            leg.timer.cancel()
+            leg.timer = None
+        was = leg.state
+        leg.state = "ended"
+        self._event(call, CallEventKind.LEG_ENDED, {"leg": leg.name, "role": leg.role,
+                                                    "reason": message.reason,
+                                                    "status": message.status})
+        if call.ended or message.reason == "caller_gone":
+            return
+        if was == "ringing":
+            self._not_reached(call, leg, message.reason)
+        elif leg.name == call.consult:
+            call.consult = None
+            if call.lawyer and call.legs[call.lawyer].state == "up":
+                was_conference = call.conference
+                call.conference = False
+                self._talk(call, call.lawyer)
+                if not was_conference:
+                    self._event(call, CallEventKind.TRANSFER, {"mode": "attended",
+                                                               "stage": "cancelled"})
+        elif leg.name == call.lawyer:
+            call.lawyer = None
+            consult = call.legs.get(call.consult or "")
+            if consult is not None and consult.state == "up":
+                # The lawyer left the conference, or hung up while consulting: the
+                # consulted party stays with the caller (the transfer completes).
+                self._promote(call, consult)
+                self._event(call, CallEventKind.TRANSFER, {"mode": "attended",
+                                                           "stage": "completed"})
+            elif message.reason != "transferred":
+                self._lawyer_left(call)
+
+    def _not_reached(self, call: LiveCall, leg: AgentLeg, reason: str) -> None:
+        if leg.role == "lawyer":
+            self._event(call, CallEventKind.OFFER_REJECTED, {"leg": leg.name,
+                                                             "reason": reason})
+            self._offer_next(call)
+        elif leg.role == "consult":
+            call.consult = None
+            if call.lawyer:
+                self._talk(call, call.lawyer)
+            self._event(call, CallEventKind.TRANSFER, {"mode": "attended", "stage": "failed",
+                                                       "reason": reason})
+        else:
+            self._event(call, CallEventKind.TRANSFER, {"stage": "failed", "reason": reason})
+            if call.recall_uri:
+                uri, call.recall_uri = call.recall_uri, ""
+                call.outside = False
+                self._originate(call, "transfer", uri)  # back to the lawyer who transferred
+            else:
+                self._give_up(call)
+
+    def _lawyer_left(self, call: LiveCall) -> None:
+        """The lawyer (or the outside party) hung up; the caller is still there."""
+        call.end_reason = EndReason.TRANSFERRED if call.outside else EndReason.LAWYER_HANGUP
+        session = call.session
+        if session is not None and not session.done and session.waiting_for == "agent":
+            self.center.feed(call, ev.AgentLeft())  # e.g. the after-call survey
+        else:
+            self._send(call, p.Hangup(call.key, call.end_reason.value))
+
+    def _give_up(self, call: LiveCall) -> None:
+        """Nobody could take the call: tell the caller, then hang up."""
+        call.end_reason = EndReason.FAILED
+        self._music_off(call)
+        path = self.center.system_prompt("transfer_failed")
+        call.hangup_after_token = self.center.next_hold_token()
+        self._send(call, p.PlayFiles(call.key, call.hangup_after_token, (str(path),)))
+
+
+def _mask(target: str) -> str:
+    """Outside numbers are shown like callers' numbers in the ledger and logs."""
+    return mask_number(target) if _NUMBER.match(target) else _mask_uri(target)
+
+
+def _mask_uri(uri: str) -> str:
+    """``sip:13800138000@host`` → ``sip:138****8000@host``; lawyers' extensions stay."""
+    match = re.match(r"^(sips?:)([^@]+)(@.*)?$", uri)
+    if not match:
+        return uri
+    user = match.group(2)
+    shown = mask_number(user) if user.isdigit() and len(user) > 6 else user
+    return f"{match.group(1)}{shown}{match.group(3) or ''}"
+
+
+def now_epoch(at: float, fallback: datetime) -> datetime:
+    """A worker's epoch timestamp as an aware datetime (``fallback`` when it sent none)."""
+    if at <= 0:
+        return fallback
+    return datetime.fromtimestamp(at, tz=fallback.tzinfo)
