@@ -5,22 +5,12 @@ through the real ledger (SQLite), real flows and real prompt audio.
 """
 
 import asyncio
-import time
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from hotline.callcenter import CallCenter
-from hotline.config import load_settings
 from hotline.domain import CallEventKind, EndReason
-from hotline.ivr.registry import FlowRegistry
-from hotline.ivr.tts import PromptAudio
-from hotline.ledger import Ledger
-from hotline.store.engine import make_engine, make_session_factory
-from hotline.store.migrate import upgrade
 from hotline.store.tables import Call, CallEvent, Recording, Ticket
 from hotline.telephony import protocol as p
 
@@ -28,27 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def center(tmp_path):
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    settings = load_settings(environ={
-        "HOTLINE_DATABASE_URL": url, "HOTLINE_PATHS_FLOWS": str(ROOT / "ivr_flows"),
-        "HOTLINE_PATHS_VAR": str(tmp_path / "var"),
-        "HOTLINE_PATHS_RECORDINGS": str(tmp_path / "rec"),
-        "HOTLINE_TELEPHONY_QUEUE_WAIT": "5"})
-    upgrade(url)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    ledger = Ledger(factory)
-    sent = []
-    # Office hours (a Tuesday morning in Shanghai), advancing with real time for the timers.
-    base, t0 = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")), time.monotonic()
-    cc = CallCenter(settings, FlowRegistry(settings),
-                    PromptAudio(tmp_path / "var" / "prompts"), ledger,
-                    lambda worker, msg: sent.append((worker, msg)) or True,
-                    now=lambda: base + timedelta(seconds=time.monotonic() - t0))
-    yield cc, sent, factory, ledger
-    ledger.close()
-    engine.dispose()
+def center(make_center):
+    return make_center()
 
 
 async def _until(sent, kind, start=0, timeout=10.0):
