@@ -254,6 +254,7 @@ class Worker:
         self._backlog: list[Any] = []
         self._away: dict[str, str] = {}  # calls carried on while orphaned: key → Call-ID
         self._orphan_since: float | None = None
+        self._exit_when_idle = False
         self._idle_since: float | None = None
         self._ended_legs: list[tuple[str, str]] = []
         self._eofs: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
@@ -319,6 +320,8 @@ class Worker:
         self._release_finished()
         if self._orphan_since is not None:
             self._linger()
+        elif self._exit_when_idle and not self.slots:
+            self.request_stop("callers told, coordinator lost")
 
     # --- losing and finding the coordinator -----------------------------------------------
 
@@ -326,8 +329,17 @@ class Worker:
         """Bridged conversations go on without a coordinator; everything else stops."""
         self.control = None
         bridged = [s for s in self.slots.values() if s.bridged]
-        if self.reconnect is None or not bridged or self.stopping:
+        told = self.lost_prompt and any(
+            (c := s.live(CALLER)) is not None and c.answered for s in self.slots.values())
+        if self.stopping or (not bridged and not told) or (
+                bridged and self.reconnect is None):
             self.request_stop("control connection closed")
+            return
+        if not bridged:  # only IVR callers: tell them, then stop
+            log.warning("coordinator lost: telling %d caller(s) and stopping", len(self.slots))
+            self._exit_when_idle = True
+            for slot in self.slots.values():
+                self._tell_and_end(slot)
             return
         log.warning("coordinator lost: %d bridged call(s) go on, %d other call(s) end",
                     len(bridged), len(self.slots) - len(bridged))

@@ -50,11 +50,11 @@ class BaresipError(RuntimeError):
 class Baresip:
     def __init__(self, directory: Path, *, sip_port: int, ctrl_port: int,
                  rtp_ports: tuple[int, int], source: Path, dump_dir: Path | None = None,
-                 user: str = "caller", lifetime: int = 120):
+                 user: str = "caller", lifetime: int = 120, auto_answer: bool = False):
         self.dir = Path(directory)
         self.sip_port, self.ctrl_port = sip_port, ctrl_port
         self.rtp_ports, self.source, self.dump_dir = rtp_ports, Path(source), dump_dir
-        self.user, self.lifetime = user, lifetime
+        self.user, self.lifetime, self.auto_answer = user, lifetime, auto_answer
         self.log_path = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
@@ -109,8 +109,10 @@ class Baresip:
             lines.append(f"snd_path\t\t{self.dump_dir}")
         (self.dir / "config").write_text("\n".join(lines) + "\n")
         # A local account that never registers; G.711 µ-law only, like the hotline's trunk.
+        answer = ";answermode=auto" if self.auto_answer else ""
         (self.dir / "accounts").write_text(
-            f"<sip:{self.user}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU/8000/1\n")
+            f"<sip:{self.user}@127.0.0.1:{self.sip_port}>;regint=0;audio_codecs=PCMU/8000/1"
+            f"{answer}\n")
         (self.dir / "contacts").write_text("")
 
     def start(self, timeout: float = 10.0) -> Baresip:

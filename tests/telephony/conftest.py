@@ -41,23 +41,32 @@ def start_node(tmp_path, port_block):
         env.update({f"HOTLINE_{k.upper()}": str(v) for k, v in extra_env.items()})
         subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=tmp_path,
                        env=env, check=True, capture_output=True)
-        log = (tmp_path / "serve.log").open("wb")
+        node = {"dir": tmp_path, "sip": sip, "uri": f"sip:12348@127.0.0.1:{sip}", "db": db,
+                "env": env, "api": api}
+        launch(node)
+        return node
+
+    def launch(node):
+        """Start (or start again, after a crash) ``hotline serve`` for ``node``."""
+        tmp, env, api = node["dir"], node["env"], node["api"]
+        log = (tmp / "serve.log").open("ab")
         logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp_path,
+        proc = subprocess.Popen([sys.executable, "-m", "hotline", "serve"], cwd=tmp,
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(proc)
+        node["proc"] = proc
         deadline = time.monotonic() + 90
         while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert proc.poll() is None, (tmp / "serve.log").read_text()
             try:
                 httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
                 break
             except httpx.HTTPError:
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, (tmp / "serve.log").read_text()
                 time.sleep(0.2)
-        return {"dir": tmp_path, "sip": sip, "uri": f"sip:12348@127.0.0.1:{sip}", "db": db,
-                "env": env, "proc": proc}
+        return node
 
+    start.again = launch
     yield start
     for proc in procs:
         if proc.poll() is None:
@@ -67,6 +76,14 @@ def start_node(tmp_path, port_block):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+    # A test that killed the coordinator may leave its workers and Kamailio behind.
+    for pid_file in (tmp_path / "var" / "run").glob("worker-*.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    subprocess.run(["pkill", "-9", "-f", str(tmp_path / "var" / "kamailio" / "kamailio.cfg")],
+                   check=False)
     for log in logs:
         log.close()
     if procs:
