@@ -239,6 +239,10 @@ def endpoint_config(*, max_calls: int, user_agent: str, max_media_ports: int,
     cfg.medConfig.maxMediaPorts = max_media_ports
     cfg.medConfig.noVad = True
     cfg.medConfig.ecTailLen = 0
+    # pjsua closes an idle null sound device after 1 s, and with it the bridge clock that
+    # makes every call send audio and RFC 4733 digits: a call with nothing connected to the
+    # bridge then goes silent and its keys are lost. Keep the device open.
+    cfg.medConfig.sndAutoCloseTime = -1
     cfg.logConfig.writer = writer
     cfg.logConfig.level = log_level
     cfg.logConfig.consoleLevel = log_level

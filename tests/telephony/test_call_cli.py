@@ -177,6 +177,44 @@ def test_six_calls_in_child_processes_with_json(start_node):
     assert len(rows) == 6
 
 
+def _keys_in_ledger(rows, events):
+    """Each ledger call's keys, in the order the node heard them."""
+    return {r.id: [json.loads(e.data)["value"] for e in events[r.id] if e.kind == "digits"]
+            for r in rows}
+
+
+def test_twenty_calls_each_key_reaches_the_node(start_node):
+    """Every call of a batch sends its key, whichever child process places it.
+
+    Regression: pjsua closed the caller's null sound device (the bridge clock) one second
+    after libStart when nothing was connected to the bridge, so a child that had placed all
+    its calls by then sent neither audio nor RFC 2833 keys; the node heard no "0" from the
+    first two children's eight calls. A lone call without --play/--record lost its key the
+    same way, so one such call runs first.
+    """
+    node = start_node(10)  # 2 callers per worker (the fixture keeps 2 legs per call)
+    single = _hotline("call", node["uri"], "--digits", "0", "--first-digit", "1.5", "--hold",
+                      "4", cwd=node["dir"], env=node["env"])
+    assert single.returncode == 0, single.stdout + single.stderr
+    rows, events = _ended_calls(node["db"], 1)
+    assert _keys_in_ledger(rows, events) == {rows[0].id: ["0"]}, events
+
+    report = node["dir"] / "keys.json"
+    result = _hotline("call", node["uri"], "--count", "20", "--rate", "10", "--digits", "0",
+                      "--hold", "5", "-q", "--json", str(report), cwd=node["dir"],
+                      env=node["env"], timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    data = json.loads(report.read_text())
+    assert (data["confirmed"], data["failed"]) == (20, 0), data
+    assert all(c["digits"] == ["0"] for c in data["calls"]), data["calls"]
+    rows, events = _ended_calls(node["db"], 21)
+    keys = _keys_in_ledger(rows, events)
+    assert len(keys) == 21
+    missing = sorted(call_id for call_id, heard in keys.items() if heard != ["0"])
+    assert not missing, f"calls without their key in the ledger: {missing}"
+
+
 def test_bad_uri_is_one_line_without_traceback(tmp_path):
     result = _hotline("call", "http://12348", cwd=tmp_path)
     assert result.returncode == 2
