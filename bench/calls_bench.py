@@ -186,7 +186,8 @@ def free_block(size: int) -> int:
     raise RuntimeError("no free port block on loopback")
 
 
-def start_node(folder: Path, workers: int, queue_wait: int) -> tuple[subprocess.Popen, str, Path]:
+def start_node(folder: Path, workers: int, queue_wait: int,
+               legs_per_call: int = 4) -> tuple[subprocess.Popen, str, Path]:
     flows = folder / "ivr_flows"
     shutil.copytree(ROOT / "ivr_flows", flows)
     sip, api = free_block(1), free_block(1)
@@ -200,6 +201,7 @@ def start_node(folder: Path, workers: int, queue_wait: int) -> tuple[subprocess.
         "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(free_block(workers)),
         "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(free_block(40 * workers)),
         "HOTLINE_TELEPHONY_QUEUE_WAIT": str(queue_wait),
+        "HOTLINE_TELEPHONY_LEGS_PER_CALL": str(legs_per_call),
     })
     subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=folder, env=env,
                    check=True, capture_output=True)
@@ -269,6 +271,9 @@ def main() -> None:
     parser.add_argument("--db", help="that node's SQLite file or database URL, for recordings")
     parser.add_argument("--serve-pid", type=int, help="that node's `hotline serve` pid")
     parser.add_argument("--workers", type=int, default=10, help="workers of our own node")
+    parser.add_argument("--legs-per-call", type=int, default=4,
+                        help="legs kept per admitted call (4: one caller per worker with the "
+                             "PyPI wheel; 1: four IVR-only callers per worker)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--hold", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=10.0)
@@ -289,7 +294,8 @@ def main() -> None:
                 serve_pid = found[0] if len(found) == 1 else None
         else:
             queue_wait = int(args.hold + 60)  # callers wait in the queue for the whole hold
-            node, uri, db = start_node(folder, args.workers, queue_wait)
+            node, uri, db = start_node(folder, args.workers, queue_wait,
+                                        args.legs_per_call)
             db_url, serve_pid = str(db), node.pid
             print(f"node: {args.workers} workers ({2 * args.workers} inbound calls), {uri}, "
                   f"{folder}")
