@@ -96,6 +96,7 @@ class LiveCall:
     hangup_after_token: int | None = None
     # adoption after a coordinator restart: events wait here until the ledger row is found
     pending: list[Any] | None = None
+    opened: asyncio.Event = field(default_factory=asyncio.Event)  # the row write is over
 
 
 class CallCenter:
@@ -131,6 +132,9 @@ class CallCenter:
             offered = LiveCall(message.call, worker, message.sip_call_id,
                                _user_part(message.from_uri), message.to_user, self.now())
             self.calls[offered.key] = offered
+            # Answered at once (setup time is what callers feel); nothing is played or
+            # recorded before the call's row, ticket and first event are written.
+            self.send(worker, p.Answer(offered.key))
             asyncio.get_running_loop().create_task(self._offered(offered, message))
             return
         if isinstance(message, p.CallHeld):
@@ -213,6 +217,7 @@ class CallCenter:
     def _adopt(self, worker: str, held: p.CallHeld) -> None:
         call = LiveCall(held.call, worker, held.sip_call_id, "", "", self.now())
         call.pending = []
+        call.opened.set()
         self.calls[call.key] = call
         asyncio.get_running_loop().create_task(self._adopted(call, held))
 
@@ -293,26 +298,29 @@ class CallCenter:
             return opened, lookup_caller_facts(session, number, call.started, window)
 
         try:
-            opened, facts = await self.ledger.run(open_and_look_up)
-        except Exception:  # noqa: BLE001 - no ledger row, no call: refuse it cleanly
-            log.exception("无法写入来电 %s, 拒接", mask_number(number))
-            call.ended = True
-            self.calls.pop(call.key, None)
-            self.send(worker, p.Hangup(call.key, "ledger_unavailable"))
-            return
-        call.db_id, call.ticket_no = opened.call_id, opened.ticket_no
-        if call.ended:  # the caller hung up while we were writing
-            self._close(call)
-            return
-        call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz)
-        log.info("来电 %s → %s (%s), 工单 %s, 媒体进程 %s", mask_number(number),
-                 offer.to_user, flow_id, opened.ticket_no, worker)
-        self.send(worker, p.Answer(call.key))
+            try:
+                opened, facts = await self.ledger.run(open_and_look_up)
+            except Exception:  # noqa: BLE001 - no ledger row, no call: end it cleanly
+                log.exception("无法写入来电 %s, 挂断", mask_number(number))
+                call.ended = True
+                self.calls.pop(call.key, None)
+                self.send(worker, p.Hangup(call.key, "ledger_unavailable"))
+                return
+            call.db_id, call.ticket_no = opened.call_id, opened.ticket_no
+            if call.ended:  # the caller hung up while we were writing
+                self._close(call)
+                return
+            call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz)
+            log.info("来电 %s → %s (%s), 工单 %s, 媒体进程 %s", mask_number(number),
+                     offer.to_user, flow_id, opened.ticket_no, worker)
+        finally:
+            call.opened.set()
 
     async def _answered(self, call: LiveCall) -> None:
-        if call.db_id is None or call.session is None:
-            return
         at = self.now()
+        await call.opened.wait()
+        if call.db_id is None or call.session is None or _over(call):
+            return
         self.ledger.post(ledger_calls.update_call, call.db_id, answered_at=at)
         self.ledger.post(ledger_calls.append_events, call.db_id,
                          [(at, CallEventKind.ANSWERED, {})])
@@ -539,6 +547,11 @@ class CallCenter:
                 self._close_recording(call, path, facts.seconds, facts.sha256)
         except Exception:  # noqa: BLE001 - a broken file is reported, never fatal
             log.exception("录音修复失败: %s", path)
+
+
+def _over(call: LiveCall) -> bool:
+    """``call.ended``, read through a call so type narrowing survives an ``await``."""
+    return call.ended
 
 
 def _user_part(uri: str) -> str:

@@ -133,3 +133,7 @@ MESSAGES.update({
     "call.bad_state": "当前通话状态 ({state}) 不能执行此操作 ({action})",
     "call.bad_target": "转接目标无效: {target} (应为 SIP 地址或电话号码)",
 })
+
+MESSAGES.update({
+    "telephony.tap_stream": "音频分流数据流错误: {detail}",
+})

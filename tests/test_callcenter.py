@@ -44,13 +44,14 @@ async def test_call_walks_the_main_flow_into_a_queue_then_abandons(center):
     cc.on_worker_event("w1", p.CallOffered("k1", "sip-1@x", "<sip:13800000000@127.0.0.1>",
                                            "12348", "127.0.0.1:5060"))
     i, answer = await _until(sent, p.Answer)
-    assert answer == p.Answer("k1")
-    with factory() as s:  # the call row and its first event exist before anything plays
-        call = s.scalar(select(Call))
-        assert call.caller_number == "13800000000" and call.flow == "main"
-        assert not any(isinstance(m, p.PlayFiles) for _, m in sent)
+    assert answer == p.Answer("k1")  # at once: the row is written meanwhile
     cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
     i, record = await _until(sent, p.Record)
+    with factory() as s:  # the call row and its first event exist once anything plays
+        call = s.scalar(select(Call))
+        assert call.caller_number == "13800000000" and call.flow == "main"
+    first_play = next(n for n, (_, m) in enumerate(sent) if isinstance(m, p.PlayFiles))
+    assert first_play > i  # recording first, then the prompts
     assert record.path.endswith(f"{cc.calls['k1'].ticket_no}.wav")
     i, play = await _until(sent, p.PlayFiles, i)
     assert all(Path(x).exists() for x in play.paths) and len(play.paths) == 2  # notice
@@ -117,7 +118,7 @@ async def test_hangup_while_the_call_row_is_written(center):
     with factory() as s:
         call = s.scalar(select(Call))
         assert call.caller_number == "" and call.end_reason is EndReason.CALLER_HANGUP
-    assert not any(isinstance(m, p.Answer) for _, m in sent)
+    assert not any(isinstance(m, p.Record | p.PlayFiles) for _, m in sent)
 
 
 async def test_worker_loss_ends_its_calls_as_worker_crash(center):

@@ -218,6 +218,27 @@ class Connect:
 
 
 @dataclass(frozen=True)
+class StartTap:
+    """Stream ``leg``'s audio to ``address`` until ``StopTap`` or the leg ends.
+
+    8 kHz s16le in :mod:`hotline.telephony.tap_stream`'s format; ``address`` is
+    ``host:port`` or ``unix:/path``.
+    """
+
+    call: str
+    leg: str
+    address: str
+
+
+@dataclass(frozen=True)
+class StopTap:
+    """Stop streaming ``leg``'s audio (the consumer gets the end record)."""
+
+    call: str
+    leg: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Hang up everything, close recordings, exit."""
 
@@ -226,12 +247,14 @@ MESSAGES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (WorkerReady, CallHeld, CallOffered, LegRinging, LegAnswered, Digit,
                 PlaybackDone, RecordingDone, LegEnded, CommandFailed, Answer, PlayFiles,
-                StopPlayback, Record, StopRecording, Hangup, Originate, Connect, Shutdown)
+                StopPlayback, Record, StopRecording, Hangup, Originate, Connect, StartTap,
+                StopTap, Shutdown)
 }
 
 Message = (WorkerReady | CallHeld | CallOffered | LegRinging | LegAnswered | Digit
            | PlaybackDone | RecordingDone | LegEnded | CommandFailed | Answer | PlayFiles
-           | StopPlayback | Record | StopRecording | Hangup | Originate | Connect | Shutdown)
+           | StopPlayback | Record | StopRecording | Hangup | Originate | Connect | StartTap
+           | StopTap | Shutdown)
 
 
 def encode(message: Any) -> bytes:

@@ -45,6 +45,7 @@ from hotline.recording import RecordingResult
 from hotline.telephony import protocol as p
 from hotline.telephony.media import Playback, StereoRecording
 from hotline.telephony.pjsua import Incoming, Leg, SipEndpoint, describe_error
+from hotline.telephony.tap import LegTap
 
 log = logging.getLogger("hotline.worker")
 
@@ -140,6 +141,7 @@ class CallSlot:
     playbacks: dict[int, Playback] = field(default_factory=dict)
     targets: dict[int, str] = field(default_factory=dict)  # playback token → leg
     recordings: dict[int, StereoRecording] = field(default_factory=dict)
+    taps: dict[str, LegTap] = field(default_factory=dict)  # leg → its PCM stream
     hangup_after_prompt: bool = False
 
     def live(self, name: str) -> LegSlot | None:
@@ -257,6 +259,7 @@ class Worker:
         self._exit_when_idle = False
         self._idle_since: float | None = None
         self._ended_legs: list[tuple[str, str]] = []
+        self._tap_errors: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
         self._eofs: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         # Merging a long recording takes a while; SIP and commands must not wait for it.
         self._merger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge")
@@ -266,6 +269,7 @@ class Worker:
             p.Answer: self._answer, p.PlayFiles: self._play, p.StopPlayback: self._stop_play,
             p.Record: self._record, p.StopRecording: self._stop_record, p.Hangup: self._hangup,
             p.Originate: self._originate, p.Connect: self._connect,
+            p.StartTap: self._start_tap, p.StopTap: self._stop_tap,
         }
 
     # --- main loop ------------------------------------------------------------------------
@@ -303,6 +307,7 @@ class Worker:
         """Work that must not run inside pjsua2 callbacks: EOFs, commands, released calls."""
         self._drain_eofs()
         self._drain_merges()
+        self._drain_tap_errors()
         while True:
             try:
                 message = self.inbox.get_nowait()
@@ -493,6 +498,9 @@ class Worker:
         if legslot.name == CALLER:
             for token, recording in list(slot.recordings.items()):
                 self._start_recording(slot, token, recording)
+        tap = slot.taps.get(legslot.name)
+        if tap is not None:
+            self._run_tap(slot, legslot, tap)
         for token, playback in list(slot.playbacks.items()):
             if slot.targets.get(token) == legslot.name:
                 self._start_playback(slot, token, playback)
@@ -648,6 +656,52 @@ class Worker:
             self._failed(message, f"no leg {unknown[0]!r}")
         slot.group = tuple(n for n in message.legs if n in slot.legs)
         self._apply_links(slot)
+
+    def _start_tap(self, message: p.StartTap) -> None:
+        slot = self._live(message)
+        if slot is None:
+            return
+        legslot = slot.live(message.leg)
+        if legslot is None or message.leg in slot.taps:
+            self._failed(message, f"no leg {message.leg!r}" if legslot is None
+                         else f"leg {message.leg!r} is tapped already")
+            return
+        tap = LegTap(slot.key, message.leg, message.address,
+                     functools.partial(_queue_tap_error, self._tap_errors, slot.key,
+                                       message.leg))
+        slot.taps[message.leg] = tap
+        if legslot.leg.media is not None:
+            self._run_tap(slot, legslot, tap)
+
+    def _run_tap(self, slot: CallSlot, legslot: LegSlot, tap: LegTap) -> None:
+        """Feed the tap from the leg's (new) media port; a failure drops the tap."""
+        try:
+            tap.start(legslot.leg.media)
+        except Exception as exc:
+            log.warning("call %s: cannot tap %s: %s", slot.key, legslot.name,
+                        describe_error(exc))
+            slot.taps.pop(legslot.name, None)
+            tap.stop()
+            self.send(p.CommandFailed(slot.key, "StartTap", 0, describe_error(exc)[:500]))
+
+    def _stop_tap(self, message: p.StopTap) -> None:
+        slot = self.slots.get(message.call)
+        tap = slot.taps.pop(message.leg, None) if slot is not None else None
+        if tap is None:
+            log.info("ignored StopTap of %s for call %s: not tapped", message.leg, message.call)
+            return
+        tap.stop()
+
+    def _drain_tap_errors(self) -> None:
+        """A consumer that went away or fell behind: tell the coordinator (main thread)."""
+        while True:
+            try:
+                key, leg, why = self._tap_errors.get_nowait()
+            except queue.Empty:
+                return
+            log.warning("call %s: tap of %s: %s", key, leg, why)
+            if key in self.slots:
+                self.send(p.CommandFailed(key, "StartTap", 0, f"{leg}: {why}"[:500]))
 
     def _play(self, message: p.PlayFiles) -> None:
         slot = self._live(message)
@@ -840,6 +894,9 @@ class Worker:
     def _leg_gone(self, slot: CallSlot, legslot: LegSlot) -> None:
         """One leg ended: stop what played to it; the caller's end ends the whole call."""
         try:
+            tap = slot.taps.pop(legslot.name, None)
+            if tap is not None:
+                tap.stop()
             for token in [t for t, n in slot.targets.items() if n == legslot.name]:
                 self._end_playback(slot, token)
         except Exception:
@@ -855,6 +912,9 @@ class Worker:
 
     def _release_call(self, slot: CallSlot) -> None:
         try:
+            for tap in slot.taps.values():
+                tap.stop()
+            slot.taps.clear()
             for token in list(slot.recordings):
                 self._close_recording(slot, token)
             for token in list(slot.playbacks):
@@ -866,6 +926,12 @@ class Worker:
                 legslot.leg.listener = None
             slot.legs.clear()
             self.slots.pop(slot.key, None)
+
+
+def _queue_tap_error(errors: queue.SimpleQueue[tuple[str, str, str]], key: str, leg: str,
+                     why: str) -> None:
+    """A tap's sender thread reports trouble: only queue it (no pjsua2, no Worker ref)."""
+    errors.put((key, leg, why))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

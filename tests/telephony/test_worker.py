@@ -26,6 +26,7 @@ from phones import Ua, close_all, make_tone, read_channels, tones
 from hotline.recording import merge_stereo, part_paths, recover_parts, sha256_of
 from hotline.telephony import protocol as p
 from hotline.telephony.pjsua import incoming_facts
+from hotline.telephony.tap_sink import TapSink
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLER = Path(__file__).with_name("sip_caller.py")
@@ -691,3 +692,48 @@ def test_bridged_call_outlives_the_coordinator_and_is_reported_back(tmp_path, au
     finally:
         assert w.stop() == 0, w.stderr()[-3000:]
     assert "Traceback" not in w.stderr()
+
+
+@pytest.mark.timeout(60)
+def test_tap_streams_each_leg_like_the_recording_hears_it(worker, tmp_path, audio, phones):
+    noise = tmp_path / "noise.wav"  # not periodic: samples line up at exactly one offset
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(noise), "synth",
+                    "30", "whitenoise", "vol", "0.3"], check=True)
+    lawyer = phones("lawyer", LAWYER_HZ)
+    sink = TapSink(tmp_path / "taps").start()
+    try:
+        proc, result = _caller(tmp_path, worker.target, "caller", wav=noise, hold=6.0)
+        offer = worker.control.expect(p.CallOffered, timeout=10)
+        call, c = offer.call, worker.control
+        c.send(p.Answer(call))
+        c.send(p.StartTap(call, "caller", sink.address))  # waits for the media
+        path = tmp_path / "rec" / "tapped.wav"
+        c.send(p.Record(call, 1, str(path)))
+        c.send(p.StartTap(call, "nobody", sink.address))
+        assert c.expect(p.CommandFailed, call=call, command="StartTap").detail == (
+            "no leg 'nobody'")
+        c.send(p.Originate(call, "lawyer", lawyer.uri))
+        c.expect(p.LegAnswered, call=call, leg="lawyer", timeout=10)
+        c.send(p.Connect(call, ("caller", "lawyer")))
+        c.send(p.StartTap(call, "lawyer", sink.address))
+        c.expect(p.LegEnded, call=call, leg="caller", timeout=15)
+        c.expect(p.LegEnded, call=call, leg="lawyer", timeout=10)
+        done = c.expect(p.RecordingDone, call=call, timeout=10)
+        _finish_caller(proc, result)
+        streams = {r.header.leg: r for r in sink.wait(2, timeout=10)}
+    finally:
+        sink.close()
+    assert set(streams) == {"caller", "lawyer"}
+    for r in streams.values():
+        assert r.end is not None and r.end.dropped == 0 and not r.gaps, r
+    left, right = read_channels(path)
+    [tapped_caller] = read_channels(Path(streams["caller"].path))
+    [tapped_lawyer] = read_channels(Path(streams["lawyer"].path))
+    assert abs(len(tapped_caller) / 8000 - done.seconds) < 0.5
+    # The caller's stream is the recording's left channel, sample for sample.
+    chunk = tapped_caller[16000:24000]
+    best = min(range(0, len(left) - len(chunk), 160),
+               key=lambda o: sum(abs(a - b) for a, b in zip(chunk[::40], left[o:o + 8000:40],
+                                                           strict=True)))
+    assert list(left[best:best + 8000]) == list(chunk)
+    assert tones(tapped_lawyer, 1.0, 2.5, ALL_HZ) == {LAWYER_HZ}
