@@ -160,7 +160,7 @@ class CallCenter:
         elif isinstance(message, p.LegAnswered | p.Digit) and message.leg != "caller":
             self.talk.on_event(call, message)
         elif isinstance(message, p.LegAnswered):
-            asyncio.get_running_loop().create_task(self._answered(call))
+            asyncio.get_running_loop().create_task(self._answered(call, message.codec))
         elif isinstance(message, p.Digit):
             self._feed(call, ev.DigitReceived(message.digit))
         elif isinstance(message, p.PlaybackDone):
@@ -316,14 +316,14 @@ class CallCenter:
         finally:
             call.opened.set()
 
-    async def _answered(self, call: LiveCall) -> None:
+    async def _answered(self, call: LiveCall, codec: str = "") -> None:
         at = self.now()
         await call.opened.wait()
         if call.db_id is None or call.session is None or _over(call):
             return
         self.ledger.post(ledger_calls.update_call, call.db_id, answered_at=at)
         self.ledger.post(ledger_calls.append_events, call.db_id,
-                         [(at, CallEventKind.ANSWERED, {})])
+                         [(at, CallEventKind.ANSWERED, {"codec": codec} if codec else {})])
         root = self.settings.path("recordings")
         path = recording_path(root, call.ticket_no, call.started.astimezone(self.settings.tz))
         path.parent.mkdir(parents=True, exist_ok=True)

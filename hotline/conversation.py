@@ -67,6 +67,7 @@ class AgentLeg:
     role: Role
     state: Literal["ringing", "up", "ended"] = "ringing"
     timer: asyncio.TimerHandle | None = None
+    codec: str = ""
 
 
 class Conversations:
@@ -215,6 +216,7 @@ class Conversations:
         if leg is None:
             return
         if isinstance(message, p.LegAnswered):
+            leg.codec = message.codec
             self._answered(call, leg)
         elif isinstance(message, p.LegEnded):
             self._ended(call, leg, message)
@@ -358,7 +360,8 @@ class Conversations:
                 self.center.ledger.post(ledger_calls.update_call, call.db_id,
                                         agent_answered_at=at)
             self._event(call, CallEventKind.AGENT_ANSWERED, {"leg": leg.name,
-                                                             "to": _mask_uri(leg.uri)})
+                                                             "to": _mask_uri(leg.uri),
+                                                             "codec": leg.codec})
             self.center.feed(call, ev.QueueAnswered(leg.uri))
             log.info("律师已接听: 工单 %s (%s)", call.ticket_no, _mask_uri(leg.uri))
         elif leg.role == "transfer":

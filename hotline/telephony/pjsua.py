@@ -32,8 +32,10 @@ REQUESTED_LEGS = 32
 FALLBACK_LEGS = 4
 # Conference slots: 1 per leg + players + 2 recorders per recording, with room to spare.
 MAX_MEDIA_PORTS = 128
-# G.711 first (A-law is the norm on Chinese trunks); G.722 allowed but never preferred,
-# since its 16 kHz audio costs resampling on our 8 kHz bridge. Others stay out of the SDP.
+# G.711 first (A-law is the norm on Chinese trunks) in the offers we make; G.722 is in them
+# too, so a phone that prefers wideband gets it (pjmedia answers in the offerer's order),
+# but we never ask for it first: its 16 kHz audio costs resampling on our 8 kHz bridge.
+# Other codecs stay out of the SDP.
 CODEC_PRIORITIES = {"PCMA/8000/1": 250, "PCMU/8000/1": 240, "G722/16000/1": 100}
 # Longest pjsip log line kept (it logs whole packets it cannot parse).
 MAX_LOG_LINE = 400
@@ -99,6 +101,18 @@ class Leg(pj.Call):  # type: ignore[misc]  # pjsua2 has no stubs: its classes ar
         prm = pj.CallOpParam()
         prm.statusCode = status
         self.answer(prm)
+
+    def codec(self) -> str:
+        """The audio codec negotiated for the leg ("PCMA", "G722"...), or "" unknown."""
+        try:
+            info = self.getInfo()
+            for media in info.media:
+                if (media.type == pj.PJMEDIA_TYPE_AUDIO
+                        and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE):
+                    return str(self.getStreamInfo(media.index).codecName)
+        except Exception as exc:
+            log.debug("no stream info: %s", describe_error(exc))
+        return ""
 
     def dial(self, uri: str) -> None:
         """Send the INVITE of an outbound leg (raises pjsua2's Error, e.g. no free leg)."""

@@ -73,10 +73,14 @@ class CallOffered:
 
 @dataclass(frozen=True)
 class LegAnswered:
-    """A leg is connected (the caller after ``Answer``, or an originated leg)."""
+    """A leg is connected (the caller after ``Answer``, or an originated leg).
+
+    ``codec`` is the negotiated audio codec ("PCMA", "PCMU", "G722"), "" when unknown.
+    """
 
     call: str
     leg: str
+    codec: str = ""
 
 
 @dataclass(frozen=True)

@@ -485,7 +485,7 @@ class Worker:
             self._apply_links(slot)
             if not legslot.reported:
                 legslot.reported = True
-                self.send(p.LegAnswered(slot.key, legslot.name))
+                self.send(p.LegAnswered(slot.key, legslot.name, leg.codec()))
 
     def leg_media_active(self, leg: Leg) -> None:
         """Start what waited for audio; report the answered caller leg once."""
@@ -510,7 +510,7 @@ class Worker:
         self._apply_links(slot)
         if not legslot.outbound and legslot.answered and not legslot.reported:
             legslot.reported = True
-            self.send(p.LegAnswered(slot.key, legslot.name))
+            self.send(p.LegAnswered(slot.key, legslot.name, leg.codec()))
 
     def leg_digit(self, leg: Leg, digit: str) -> None:
         """Forward a DTMF digit."""

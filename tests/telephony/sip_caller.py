@@ -81,6 +81,8 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--result", required=True)
+    parser.add_argument("--codecs", default="PCMA/8000/1,PCMU/8000/1",
+                        help="codecs to offer, most wanted first")
     args = parser.parse_args()
     os.dup2(2, 1)  # pjsua2 prints to stdout; keep it out of any pipe the test reads
 
@@ -108,8 +110,9 @@ def main() -> int:
     tcfg.boundAddress = "127.0.0.1"
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
     ep.libStart()
+    order = args.codecs.split(",")
     for codec in ep.codecEnum2():
-        wanted = {"PCMA/8000/1": 250, "PCMU/8000/1": 240}.get(codec.codecId, 0)
+        wanted = 250 - order.index(codec.codecId) if codec.codecId in order else 0
         ep.codecSetPriority(codec.codecId, wanted)
     acfg = pj.AccountConfig()
     acfg.idUri = "sip:13800138000@127.0.0.1"

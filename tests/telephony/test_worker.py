@@ -199,10 +199,12 @@ def audio(tmp_path_factory) -> dict[str, Path]:
 
 
 def _caller(tmp: Path, target: str, name: str, *, calls: int = 1, wav: Path | None = None,
-            dtmf: str = "", hold: float = 3.0, timeout: float = 20.0):
+            dtmf: str = "", hold: float = 3.0, timeout: float = 20.0,
+            codecs: str = "PCMA/8000/1,PCMU/8000/1"):
     result = tmp / f"{name}.json"
     cmd = [sys.executable, str(CALLER), "--target", target, "--calls", str(calls),
-           "--hold", str(hold), "--timeout", str(timeout), "--result", str(result)]
+           "--hold", str(hold), "--timeout", str(timeout), "--result", str(result),
+           "--codecs", codecs]
     if wav is not None:
         cmd += ["--wav", str(wav)]
     if dtmf:
@@ -737,3 +739,28 @@ def test_tap_streams_each_leg_like_the_recording_hears_it(worker, tmp_path, audi
                                                            strict=True)))
     assert list(left[best:best + 8000]) == list(chunk)
     assert tones(tapped_lawyer, 1.0, 2.5, ALL_HZ) == {LAWYER_HZ}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("offer", "codec"), [
+    ("G722/16000/1,PCMA/8000/1", "G722"),  # a wideband phone gets G.722
+    ("PCMU/8000/1", "PCMU"),
+    ("PCMA/8000/1,PCMU/8000/1,G722/16000/1", "PCMA"),
+])
+def test_codecs_g711_and_g722(worker, tmp_path, audio, offer, codec):
+    proc, result = _caller(tmp_path, worker.target, "caller", wav=audio["tone"], hold=3.0,
+                           codecs=offer, dtmf="5:1.0")
+    offered = worker.control.expect(p.CallOffered, timeout=10)
+    worker.control.send(p.Answer(offered.call))
+    answered = worker.control.expect(p.LegAnswered, call=offered.call)
+    assert answered.codec == codec
+    path = tmp_path / "rec" / f"{codec}.wav"
+    worker.control.send(p.Record(offered.call, 1, str(path)))
+    worker.control.send(p.PlayFiles(offered.call, 2, (str(audio["prompt"]),)))
+    worker.control.expect(p.Digit, call=offered.call, digit="5")
+    worker.control.expect(p.LegEnded, call=offered.call, timeout=10)
+    worker.control.expect(p.RecordingDone, call=offered.call)
+    _finish_caller(proc, result)
+    left, right = read_channels(path)
+    assert tones(left, 0.5, 2.0, (1000,)) == {1000}
+    assert _rms(right[:8000]) > 300  # the prompt
