@@ -379,11 +379,11 @@ class Conversations:
             leg.timer = None
         was = leg.state
         leg.state = "ended"
+        if call.ended or message.reason == "caller_gone":
+            return  # the call's own end says it all; its timeline ends with ENDED
         self._event(call, CallEventKind.LEG_ENDED, {"leg": leg.name, "role": leg.role,
                                                     "reason": message.reason,
                                                     "status": message.status})
-        if call.ended or message.reason == "caller_gone":
-            return
         if was == "ringing":
             self._not_reached(call, leg, message.reason)
         elif leg.name == call.consult:

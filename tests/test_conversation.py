@@ -193,3 +193,65 @@ async def test_calls_carried_through_a_restart_are_adopted_and_closed(make_cente
     assert call.end_reason is EndReason.CALLER_HANGUP
     assert call.ended_at.timestamp() == pytest.approx(1.8e9)
     assert any(d.get("adopted") for k, d in _kinds(factory, ledger) if k is CallEventKind.IVR_NOTE)
+
+
+def _open_rows(factory):
+    with factory() as s:
+        return s.scalars(select(Call).where(Call.ended_at.is_(None))).all()
+
+
+@pytest.mark.parametrize("state", ["ivr", "queued", "ringing", "talking", "held",
+                                   "consulting", "conference", "blind_transfer"])
+async def test_caller_hangs_up_in_every_state(make_center, state):
+    cc, sent, factory, ledger = make_center(HOTLINE_TELEPHONY_LAWYER_URIS=LAWYERS)
+    expected = {"ivr": EndReason.CALLER_HANGUP, "queued": EndReason.ABANDONED,
+                "ringing": EndReason.ABANDONED}.get(state, EndReason.CALLER_HANGUP)
+    legs = []
+    if state == "ivr":
+        cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348",
+                                               "r"))
+        cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
+        await _until(sent, p.PlayFiles)
+    elif state in ("queued", "ringing"):
+        i, _ = await _queued(cc, sent)
+        i, ring = await _until(sent, p.Originate, i)
+        if state == "queued":  # the lawyer was busy; the next try waits
+            cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "busy", 486))
+        else:
+            cc.on_worker_event("w1", p.LegRinging("k1", ring.leg))
+            legs.append(ring.leg)
+    else:
+        i, lawyer = await _talking(cc, sent)
+        legs.append(lawyer)
+        if state == "held":
+            cc.talk.hold("k1")
+        elif state in ("consulting", "conference"):
+            consult = cc.talk.transfer("k1", "sip:9002@127.0.0.1:7010", attended=True)
+            cc.on_worker_event("w1", p.LegAnswered("k1", consult))
+            legs.append(consult)
+            if state == "conference":
+                cc.talk.conference("k1")
+        elif state == "blind_transfer":
+            target = cc.talk.transfer("k1", "12345")
+            cc.on_worker_event("w1", p.LegEnded("k1", lawyer, "transferred", 200))
+            legs = [target]
+    await asyncio.sleep(0.05)
+    # The caller hangs up; the worker ends the other legs and closes the recording.
+    cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
+    for leg in legs:
+        cc.on_worker_event("w1", p.LegEnded("k1", leg, "caller_gone", 0))
+    cc.on_worker_event("w1", p.RecordingDone("k1", 1, "/gone.wav", 1.0, "ef" * 32))
+    await asyncio.sleep(0.1)
+    ledger.flush()
+    call = _call(factory)
+    assert call.end_reason is expected, state
+    assert not _open_rows(factory)
+    assert "k1" not in cc.calls
+    kinds = [k for k, _ in _kinds(factory, ledger)]
+    assert kinds[-1] is CallEventKind.ENDED and kinds.count(CallEventKind.ENDED) == 1
+    with pytest.raises(CallControlError):
+        cc.talk.hold("k1")  # nothing is left to command
+    # No timer fires into the closed call later (ring timeouts, overflow, retries).
+    n = len(sent)
+    await asyncio.sleep(0.3)
+    assert not [m for _, m in sent[n:] if getattr(m, "call", "") == "k1"]
