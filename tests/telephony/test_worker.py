@@ -21,6 +21,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from baresip import Baresip
 from phones import Ua, close_all, make_tone, read_channels, tones
 
 from hotline.recording import merge_stereo, part_paths, recover_parts, sha256_of
@@ -764,3 +765,50 @@ def test_codecs_g711_and_g722(worker, tmp_path, audio, offer, codec):
     left, right = read_channels(path)
     assert tones(left, 0.5, 2.0, (1000,)) == {1000}
     assert _rms(right[:8000]) > 300  # the prompt
+
+
+@pytest.mark.timeout(90)
+def test_baresip_lawyer_holds_consults_and_leaves_a_conference(worker, tmp_path, audio, phones,
+                                                               port_block):
+    tone = make_tone(tmp_path / "baresip.wav", LAWYER_HZ)
+    sip, ctrl, rtp = port_block(2), port_block(1), port_block(20)
+    lawyer = Baresip(tmp_path / "baresip", sip_port=sip, ctrl_port=ctrl,
+                     rtp_ports=(rtp, rtp + 19), source=tone, user="8001", lifetime=80,
+                     auto_answer=True).start()
+    consult = phones("consult", CONSULT_HZ)
+    try:
+        lawyer_ua = type("Phone", (), {"uri": f"sip:8001@127.0.0.1:{sip}"})()
+        offer, proc, result, path, t0 = _bridged(worker, tmp_path, audio, lawyer_ua)
+        call, c = offer.call, worker.control
+        marks = {}
+
+        def phase(name, seconds):
+            marks[name] = (time.monotonic() - t0, time.monotonic() - t0 + seconds)
+            c.idle(seconds)
+
+        phase("talk", 2.0)
+        c.send(p.Connect(call, ("lawyer",)))
+        c.send(p.PlayFiles(call, 5, (str(audio["hold"]),), loop=True))
+        c.send(p.Originate(call, "consult", consult.uri))
+        c.expect(p.LegAnswered, call=call, leg="consult", timeout=10)
+        c.send(p.Connect(call, ("lawyer", "consult")))
+        phase("consult", 2.0)
+        c.send(p.StopPlayback(call, 5))
+        c.send(p.Connect(call, ("caller", "lawyer", "consult")))
+        phase("conference", 2.0)
+        lawyer.hangup()  # the baresip lawyer leaves on its own
+        assert c.expect(p.LegEnded, call=call, leg="lawyer", timeout=10).reason == (
+            "remote_hangup")
+        c.send(p.Connect(call, ("caller", "consult")))
+        phase("after", 1.5)
+        c.send(p.Hangup(call, "done"))
+        c.expect(p.RecordingDone, call=call, token=1, timeout=10)
+        _finish_caller(proc, result)
+    finally:
+        lawyer.close()
+    left, right = read_channels(path)
+    expected = {"talk": {LAWYER_HZ}, "consult": {HOLD_HZ},
+                "conference": {LAWYER_HZ, CONSULT_HZ}, "after": {CONSULT_HZ}}
+    for name, heard in expected.items():
+        start, end = marks[name]
+        assert tones(right, start + 0.4, end - 0.2, ALL_HZ) == heard, name
