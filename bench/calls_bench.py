@@ -202,6 +202,8 @@ def start_node(folder: Path, workers: int, queue_wait: int,
         "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(free_block(40 * workers)),
         "HOTLINE_TELEPHONY_QUEUE_WAIT": str(queue_wait),
         "HOTLINE_TELEPHONY_LEGS_PER_CALL": str(legs_per_call),
+        # The callers share loopback: hundreds of calls from one address are a flood.
+        "HOTLINE_SIP_TRUSTED": '["127.0.0.1"]',
     })
     subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=folder, env=env,
                    check=True, capture_output=True)
@@ -297,7 +299,8 @@ def main() -> None:
             node, uri, db = start_node(folder, args.workers, queue_wait,
                                         args.legs_per_call)
             db_url, serve_pid = str(db), node.pid
-            print(f"node: {args.workers} workers ({2 * args.workers} inbound calls), {uri}, "
+            print(f"node: {args.workers} workers ({args.workers * max(1, 4 // args.legs_per_call)} "
+                  f"inbound calls), {uri}, "
                   f"{folder}")
         engine = None
         if db_url:

@@ -60,6 +60,23 @@ class SipSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
     transports: tuple[Literal["udp", "tcp"], ...] = ("udp", "tcp")
+    # Requests per 2 s from one address before the front bans it for flood_ban_seconds.
+    flood_limit: int = Field(64, ge=8, le=100000)
+    flood_ban_seconds: int = Field(300, ge=1, le=86400)
+    # Addresses or networks exempt from the flood guard (an SBC or PBX in front of us).
+    trusted: tuple[str, ...] = ()
+
+    @field_validator("trusted")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"应为 IP 地址或网段 (例如 10.0.0.0/8), 有误: {item}") from None
+        return value
 
 
 class TelephonySettings(_Section):

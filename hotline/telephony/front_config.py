@@ -187,7 +187,9 @@ class FrontConfig:
         values: dict[str, Any] = {
             "var_dir": settings.path("var"), "host": settings.sip.host,
             "port": settings.sip.port, "transports": tuple(settings.sip.transports),
-            "workers": tuple(workers), "trunk": Trunk.from_settings(settings.trunk)}
+            "workers": tuple(workers), "trunk": Trunk.from_settings(settings.trunk),
+            "trusted": tuple(settings.sip.trusted), "flood_limit": settings.sip.flood_limit,
+            "flood_ban_seconds": settings.sip.flood_ban_seconds}
         return cls(**{**values, **overrides})
 
     @property
