@@ -236,7 +236,7 @@ class HotlineAccount(pj.Account):  # type: ignore[misc]  # pjsua2 has no stubs
 
 
 def endpoint_config(*, max_calls: int, user_agent: str, max_media_ports: int,
-                    writer: LogWriter, log_level: int) -> Any:
+                    writer: LogWriter, log_level: int, keep_clock: bool = True) -> Any:
     """The pjsua2 settings every process of ours uses (ARCHITECTURE.md, pjsua2 rules).
 
     One SIP thread of our own (``threadCnt = 0``, ``mainThreadOnly``), an 8 kHz mono bridge
@@ -255,8 +255,10 @@ def endpoint_config(*, max_calls: int, user_agent: str, max_media_ports: int,
     cfg.medConfig.ecTailLen = 0
     # pjsua closes an idle null sound device after 1 s, and with it the bridge clock that
     # makes every call send audio and RFC 4733 digits: a call with nothing connected to the
-    # bridge then goes silent and its keys are lost. Keep the device open.
-    cfg.medConfig.sndAutoCloseTime = -1
+    # bridge then goes silent and its keys are lost. The caller keeps the device open; a
+    # worker lets it close (an idle worker then costs nothing) because each of its calls has
+    # a recording on the bridge from the start, which opens the device again.
+    cfg.medConfig.sndAutoCloseTime = -1 if keep_clock else 1
     cfg.logConfig.writer = writer
     cfg.logConfig.level = log_level
     cfg.logConfig.consoleLevel = log_level
@@ -358,7 +360,7 @@ class SipEndpoint:
         self._log_writer = LogWriter()
         cfg = endpoint_config(max_calls=REQUESTED_LEGS, user_agent="hotline12348-worker",
                               max_media_ports=MAX_MEDIA_PORTS, writer=self._log_writer,
-                              log_level=self.pj_log_level)
+                              log_level=self.pj_log_level, keep_clock=False)
         cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_SPACE
         ep.libInit(cfg)
         self.max_legs = effective_max_calls()
