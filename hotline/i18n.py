@@ -137,3 +137,9 @@ MESSAGES.update({
 MESSAGES.update({
     "telephony.tap_stream": "音频分流数据流错误: {detail}",
 })
+
+MESSAGES.update({
+    # the ACD's lawyer state machine, hotline/acd/agents.py
+    "agent.illegal_transition": ("律师 {agent} 当前状态 ({status}/{state}) 不允许此操作: "
+                                 "{event}"),
+})
