@@ -118,6 +118,8 @@ class ApiSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8348, ge=1, le=65535)
+    # Hours a console login stays valid (a shift and a bit); then the lawyer logs in again.
+    token_hours: float = Field(12.0, gt=0, le=168)
 
 
 class TrunkSettings(_Section):

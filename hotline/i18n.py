@@ -143,3 +143,10 @@ MESSAGES.update({
     "agent.illegal_transition": ("律师 {agent} 当前状态 ({status}/{state}) 不允许此操作: "
                                  "{event}"),
 })
+
+MESSAGES.update({
+    # the agent API, hotline/api
+    "auth.missing_token": "未登录: 请先登录 (Authorization: Bearer <token>)",
+    "auth.invalid_token": "登录已失效, 请重新登录",
+    "auth.too_many_attempts": "登录失败次数过多, 请 {minutes} 分钟后再试",
+})

@@ -184,7 +184,8 @@ async def run(settings: Settings) -> None:
         except BaseException:
             sock.close()
             raise
-        config = uvicorn.Config(create_app(status), log_level="warning", access_log=False,
+        app = create_app(status, make_session_factory(engine), settings.api.token_hours)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)
         # uvicorn captures SIGINT/SIGTERM while serving; the handlers added below, once it

@@ -1,27 +1,160 @@
 """The FastAPI application served inside ``hotline serve``.
 
-For now it carries the health endpoint a load balancer or ``make run`` probes; the agent API
-(authenticated, role-checked) arrives with the queue issue. The health answer names no caller,
-lawyer or configuration detail, which is why it needs no token.
+``/health`` (no token: it names no caller, lawyer or configuration detail) and the agent
+API under ``/api/v1``: log in with work id and password for a bearer token, log out, who am
+I, and the user list for supervisors. Every call but ``/health`` and ``login`` is
+authenticated and role-checked (:mod:`hotline.api.auth`); logins are audited; repeated
+failed logins from one address for one work id are refused for a while. Call control,
+offers and the WebSocket event stream join with the ACD.
 """
 
-from __future__ import annotations
 
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import __version__
+from hotline.api.auth import Auth, current_user_dependency, install_errors, require
+from hotline.domain import Role
+from hotline.errors import AuthError
+from hotline.store import api_sessions
+from hotline.store.session import session_scope
+from hotline.store.tables import AuditLog
+from hotline.store.users import UserView, list_users, verify_password
+
+# Failed logins per (work id, address) within the window before further tries are refused.
+MAX_FAILURES = 5
+FAILURE_WINDOW = 300.0
 
 
-def create_app(status: Callable[[], dict[str, Any]]) -> FastAPI:
-    """Build the app; ``status`` reports the live components (flows loaded, database)."""
+class LoginRequest(BaseModel):
+    """Work id (工号) and password."""
+
+    work_id: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserOut(BaseModel):
+    """A user as the consoles see them."""
+
+    work_id: str
+    name: str
+    role: Role
+    role_label: str
+    skills: dict[str, int]
+    languages: list[str]
+    active: bool
+
+
+class LoginResponse(BaseModel):
+    """A bearer token for ``Authorization: Bearer …`` and when it expires."""
+
+    token: str
+    expires_at: datetime
+    user: UserOut
+
+
+def _out(user: UserView) -> UserOut:
+    return UserOut(work_id=user.work_id, name=user.name, role=user.role,
+                   role_label=user.role.label, skills=dict(user.skills),
+                   languages=[lang.value for lang in user.languages], active=user.active)
+
+
+class _Throttle:
+    """Counts failed logins per (work id, address) in a sliding window."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    def blocked(self, key: tuple[str, str]) -> bool:
+        window = self.failures[key]
+        while window and self.clock() - window[0] > FAILURE_WINDOW:
+            window.popleft()
+        return len(window) >= MAX_FAILURES
+
+    def failed(self, key: tuple[str, str]) -> None:
+        self.failures[key].append(self.clock())
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        self.failures.pop(key, None)
+
+
+def create_app(status: Callable[[], dict[str, Any]],
+               factory: sessionmaker[Session] | None = None, token_hours: float = 12.0,
+               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
+    """Build the app; ``status`` reports the live components, ``factory`` opens the ledger."""
     app = FastAPI(title="hotline12348", version=__version__,
                   description="12348 公共法律服务热线 API")
+    install_errors(app)
 
     @app.get("/health", tags=["运维"], summary="健康检查")
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, **status()}
 
+    if factory is None:
+        return app
+    auth = Auth(factory, now)
+    current_user = current_user_dependency(auth)
+    throttle = _Throttle()
+
+    def audit(session: Session, user: UserView | None, action: str, request: Request,
+              **detail: Any) -> None:
+        session.add(AuditLog(at=now(), actor_id=user.id if user else None,
+                             actor_role=user.role if user else None, action=action,
+                             object_type="user", object_id=detail.pop("work_id", None),
+                             detail=detail, remote_addr=_remote(request)))
+
+    @app.post("/api/v1/login", tags=["登录"], summary="登录 (工号 + 密码)",
+              response_model=LoginResponse)
+    def login(body: LoginRequest, request: Request) -> LoginResponse:
+        key = (body.work_id, _remote(request) or "")
+        if throttle.blocked(key):
+            raise AuthError("auth.too_many_attempts", minutes=int(FAILURE_WINDOW // 60))
+        try:
+            with session_scope(factory) as session:
+                user = verify_password(session, body.work_id, body.password)
+                token, expires = api_sessions.open_session(
+                    session, user, now(), timedelta(hours=token_hours), _remote(request))
+                audit(session, user, "login", request, work_id=user.work_id)
+        except AuthError as exc:
+            throttle.failed(key)
+            with session_scope(factory) as session:
+                audit(session, None, "login_failed", request, work_id=body.work_id[:64],
+                      reason=exc.code)
+            raise
+        throttle.succeeded(key)
+        return LoginResponse(token=token, expires_at=expires, user=_out(user))
+
+    @app.post("/api/v1/logout", tags=["登录"], summary="退出登录")
+    def logout(request: Request,
+               user: Annotated[UserView, Depends(current_user)]) -> dict[str, bool]:
+        token = request.headers.get("authorization", "").split(" ", 1)[-1]
+        with session_scope(factory) as session:
+            api_sessions.revoke(session, token, now())
+            audit(session, user, "logout", request, work_id=user.work_id)
+        return {"ok": True}
+
+    @app.get("/api/v1/me", tags=["登录"], summary="当前用户", response_model=UserOut)
+    def me(user: Annotated[UserView, Depends(current_user)]) -> UserOut:
+        return _out(user)
+
+    staff = require(current_user, Role.SUPERVISOR, Role.SCHEDULER)
+
+    @app.get("/api/v1/users", tags=["管理"], summary="用户列表 (管理人员)",
+             response_model=list[UserOut])
+    def users(_user: Annotated[UserView, staff]) -> list[UserOut]:
+        with session_scope(factory) as session:
+            return [_out(u) for u in list_users(session)]
+
     return app
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
