@@ -22,10 +22,12 @@ from typing import Any
 
 from hotline import commands as cmd
 from hotline import events as ev
+from hotline.acd.agents import Agent
+from hotline.acd.desk import Desk
 from hotline.callers import mask_number
 from hotline.config import Settings
 from hotline.conversation import AgentLeg, Conversations, now_epoch
-from hotline.domain import CallEventKind, EndReason
+from hotline.domain import CallEventKind, EndReason, Language, Priority
 from hotline.ivr.engine import IvrSession, OutcomeKind, Step
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
@@ -89,8 +91,9 @@ class LiveCall:
     queued: bool = False
     queue: str = ""
     queued_since: datetime | None = None
+    priority: Priority = Priority.NORMAL
+    language: Language = Language.MANDARIN
     agent_since: datetime | None = None
-    tried: set[str] = field(default_factory=set)
     queue_timers: list[asyncio.TimerHandle] = field(default_factory=list)
     announce_token: int | None = None
     hangup_after_token: int | None = None
@@ -116,6 +119,15 @@ class CallCenter:
         self.finished = 0
         self.talk = Conversations(self)
         self._handle_times: list[float] = []
+        self.desk = Desk(settings.queues, on_change=self._agent_changed)
+        skills = {skill: 3 for q in settings.queues.values() for skill in q.skills}
+        for n, uri in enumerate(settings.telephony.lawyer_uris, start=1):
+            # Duty phones of the configuration: every skill and language, always on duty.
+            self.desk.login(f"duty{n}", uri, self.now(), skills=skills,
+                            languages=frozenset(Language), static=True)
+
+    def _agent_changed(self, work_id: str, agent: Agent) -> None:
+        log.debug("律师 %s: %s/%s", work_id, agent.status.value, agent.state.value)
 
     # --- worker events ------------------------------------------------------------------
 
@@ -391,6 +403,10 @@ class CallCenter:
     def _enqueue(self, call: LiveCall, command: cmd.Enqueue) -> None:
         assert call.db_id is not None
         call.queue, call.queued_since = command.queue or "", self.now()
+        call.priority = command.priority
+        spoken = call.session.vars.get("language") if call.session is not None else None
+        known = {lang.value for lang in Language}
+        call.language = Language(str(spoken)) if spoken in known else Language.MANDARIN
         self.ledger.post(ledger_calls.update_call, call.db_id, queued_at=call.queued_since,
                          queue_code=command.queue, priority=command.priority)
         if command.hold_music:

@@ -8,8 +8,8 @@ waiting (hold music), which leg is "the lawyer", and write every step to the led
 
 Roles of an originated leg:
 
-* ``lawyer``: rung for a queued caller (interim duty list ``telephony.lawyer_uris`` until the
-  ACD lands); answering bridges it to the caller.
+* ``lawyer``: rung for a queued caller on the phone of the lawyer the duty desk
+  (:mod:`hotline.acd.desk`) picked; answering bridges it to the caller.
 * ``transfer``: the target of a blind transfer (another lawyer or an outside number); the
   caller hears hold music until it answers, then talks to it. A failed blind transfer
   rings the lawyer who transferred once more ("recall"); failing that, the call ends.
@@ -44,8 +44,10 @@ log = logging.getLogger("hotline.conversation")
 
 CALLER = "caller"
 HOLD_MUSIC = "hold_music"  # the prompt catalogue's entry for music on hold
-# Retry the duty list after this long when every lawyer was busy or did not answer.
-RETRY_SECONDS = 3.0
+# While callers wait, the desk routes again this often (escalation steps, freed lawyers).
+ROUTE_EVERY = 1.0
+# Why a lawyer's ringing leg ended without it being the lawyer's doing.
+_RELEASED = {"answered_elsewhere", "overflow", "not_needed", "caller_gone"}
 # Outside numbers: digits with an optional leading + (what the SIP front relays to the trunk).
 _NUMBER = re.compile(r"^\+?[0-9]{1,32}$")
 
@@ -68,6 +70,8 @@ class AgentLeg:
     state: Literal["ringing", "up", "ended"] = "ringing"
     timer: asyncio.TimerHandle | None = None
     codec: str = ""
+    agent: str = ""  # the lawyer's work id when the desk rang them
+    answered_at: datetime | None = None
 
 
 class Conversations:
@@ -75,7 +79,7 @@ class Conversations:
 
     def __init__(self, center: CallCenter) -> None:
         self.center = center
-        self._next_duty = 0
+        self._tick: asyncio.TimerHandle | None = None
 
     # --- API for lawyers (the agent API calls these) ------------------------------------
 
@@ -191,10 +195,29 @@ class Conversations:
     # --- from the coordinator -----------------------------------------------------------
 
     def queued(self, call: LiveCall) -> None:
-        """A caller entered a queue: ring the duty lawyers in turn (interim routing)."""
+        """A caller entered a queue: the desk offers them to lawyers as they are free."""
         call.queued = True
-        call.tried = set()
-        self._offer_next(call)
+        self.center.desk.enqueue(call.key, call.queue, call.queued_since or self.center.now(),
+                                 priority=call.priority, language=call.language)
+        self.route()
+
+    def route(self) -> None:
+        """Ring the lawyers the desk picks now; keep routing while callers wait."""
+        desk, now = self.center.desk, self.center.now()
+        for offer in desk.route(now):
+            call = self.center.calls.get(offer.call)
+            for work_id in offer.agents:
+                if call is None or call.ended or not call.queued:
+                    desk.missed(work_id, offer.call, now, released=True)
+                    continue
+                name = self._originate(call, "lawyer", desk.phones[work_id])
+                call.legs[name].agent = work_id
+                desk.ringing(work_id, now)
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
+        if desk.waiting:
+            self._tick = asyncio.get_running_loop().call_later(ROUTE_EVERY, self.route)
 
     def call_out(self, call: LiveCall, number: str) -> None:
         """The IVR transfers the caller to an outside number (12345, 110...)."""
@@ -230,10 +253,12 @@ class Conversations:
                 leg.timer.cancel()
                 leg.timer = None
         call.queued = False
+        self.center.desk.withdraw(call.key)
 
     def stop_waiting(self, call: LiveCall) -> None:
         """The queue gave up on the call (overflow): stop ringing lawyers."""
         call.queued = False
+        self.center.desk.withdraw(call.key)
         for leg in call.legs.values():
             if leg.role == "lawyer" and leg.state == "ringing":
                 self._send(call, p.Hangup(call.key, "overflow", leg=leg.name))
@@ -321,25 +346,6 @@ class Conversations:
         call.lawyer, call.consult, call.conference = leg.name, None, False
         self._talk(call, leg.name)
 
-    def _offer_next(self, call: LiveCall) -> None:
-        if not call.queued or call.ended:
-            return
-        uris = self.center.settings.telephony.lawyer_uris
-        if not uris:
-            return  # nobody to ring: the caller waits for the queue's overflow
-        busy = {leg.uri for other in self.center.calls.values() if not other.ended
-                for leg in other.legs.values() if leg.state != "ended"}
-        for step in range(len(uris)):
-            uri = uris[(self._next_duty + step) % len(uris)]
-            if uri not in busy and uri not in call.tried:
-                self._next_duty = (self._next_duty + step + 1) % len(uris)
-                call.tried.add(uri)
-                self._originate(call, "lawyer", uri)
-                return
-        call.tried = set()  # everyone was tried or busy: start over after a pause
-        call.side_timers.append(asyncio.get_running_loop().call_later(
-            RETRY_SECONDS, self._offer_next, call))
-
     def _answered(self, call: LiveCall, leg: AgentLeg) -> None:
         if leg.timer is not None:
             leg.timer.cancel()
@@ -348,11 +354,17 @@ class Conversations:
             return
         leg.state = "up"
         at = self.center.now()
+        leg.answered_at = at
         if leg.role == "lawyer":
             if not call.queued or call.lawyer is not None:
                 self._send(call, p.Hangup(call.key, "not_needed", leg=leg.name))
                 return
             call.queued = False
+            if leg.agent:
+                self.center.desk.answered(leg.agent, call.key, at)
+            for other in call.legs.values():  # ring-all: the others stop ringing
+                if other is not leg and other.role == "lawyer" and other.state == "ringing":
+                    self._send(call, p.Hangup(call.key, "answered_elsewhere", leg=other.name))
             self.center.left_queue(call)
             call.lawyer, call.agent_since = leg.name, at
             self._talk(call, leg.name)
@@ -379,6 +391,8 @@ class Conversations:
             leg.timer = None
         was = leg.state
         leg.state = "ended"
+        if leg.agent:
+            self._agent_leg_ended(call, leg, was, message.reason)
         if call.ended or message.reason == "caller_gone":
             return  # the call's own end says it all; its timeline ends with ENDED
         self._event(call, CallEventKind.LEG_ENDED, {"leg": leg.name, "role": leg.role,
@@ -407,11 +421,26 @@ class Conversations:
             elif message.reason != "transferred":
                 self._lawyer_left(call)
 
+    def _agent_leg_ended(self, call: LiveCall, leg: AgentLeg, was: str, reason: str) -> None:
+        """Tell the desk: an offer that ended unanswered, or a conversation over."""
+        desk, now = self.center.desk, self.center.now()
+        if was == "ringing":
+            desk.missed(leg.agent, call.key, now, released=reason in _RELEASED)
+        elif was == "up":
+            talked = (now - leg.answered_at).total_seconds() if leg.answered_at else 0.0
+            wrap = desk.hung_up(leg.agent, talked, now)
+            work_id = leg.agent
+            asyncio.get_running_loop().call_later(wrap, self._wrapped, work_id)
+        self.route()
+
+    def _wrapped(self, work_id: str) -> None:
+        self.center.desk.wrap_done(work_id, self.center.now())
+        self.route()
+
     def _not_reached(self, call: LiveCall, leg: AgentLeg, reason: str) -> None:
         if leg.role == "lawyer":
             self._event(call, CallEventKind.OFFER_REJECTED, {"leg": leg.name,
                                                              "reason": reason})
-            self._offer_next(call)
         elif leg.role == "consult":
             call.consult = None
             if call.lawyer:

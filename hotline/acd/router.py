@@ -25,13 +25,13 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hotline.acd.agents import Agent
 from hotline.domain import Language, Priority, QueueStrategy
 
 PRIORITY_RANK = {Priority.URGENT: 0, Priority.GREEN: 1, Priority.NORMAL: 2}
-_EPOCH = datetime.min
+_EPOCH = datetime.min.replace(tzinfo=UTC)  # never idle-stamped: first in line
 
 
 @dataclass(frozen=True)
