@@ -150,3 +150,8 @@ MESSAGES.update({
     "auth.invalid_token": "登录已失效, 请重新登录",
     "auth.too_many_attempts": "登录失败次数过多, 请 {minutes} 分钟后再试",
 })
+
+MESSAGES.update({
+    "agent.no_phone": "律师 {agent} 未设置话机 (SIP 地址), 无法签入",
+    "agent.not_logged_in": "律师 {agent} 未签入",
+})
