@@ -283,6 +283,10 @@ class Conversations:
             raise CallControlError("call.bad_state", action="consult", state=self._state(call))
         return leg
 
+    def state_of(self, call: LiveCall) -> str:
+        """ivr, queued, talking, held, consulting or conference."""
+        return self._state(call)
+
     @staticmethod
     def _state(call: LiveCall) -> str:
         if call.conference:

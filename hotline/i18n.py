@@ -155,3 +155,7 @@ MESSAGES.update({
     "agent.no_phone": "律师 {agent} 未设置话机 (SIP 地址), 无法签入",
     "agent.not_logged_in": "律师 {agent} 未签入",
 })
+
+MESSAGES.update({
+    "telephony.disabled": "本节点未启用电话功能 (telephony.enabled = false)",
+})

@@ -184,7 +184,8 @@ async def run(settings: Settings) -> None:
         except BaseException:
             sock.close()
             raise
-        app = create_app(status, make_session_factory(engine), settings.api.token_hours)
+        app = create_app(status, make_session_factory(engine), settings.api.token_hours,
+                         center=lambda: telephony.center if telephony else None)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)

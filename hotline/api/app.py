@@ -13,7 +13,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
@@ -21,12 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import __version__
 from hotline.api.auth import Auth, current_user_dependency, install_errors, require
+from hotline.api.desk_routes import desk_router
 from hotline.domain import Role
 from hotline.errors import AuthError
 from hotline.store import api_sessions
 from hotline.store.session import session_scope
 from hotline.store.tables import AuditLog
 from hotline.store.users import UserView, list_users, verify_password
+
+if TYPE_CHECKING:
+    from hotline.callcenter import CallCenter
 
 # Failed logins per (work id, address) within the window before further tries are refused.
 MAX_FAILURES = 5
@@ -88,8 +92,13 @@ class _Throttle:
 
 def create_app(status: Callable[[], dict[str, Any]],
                factory: sessionmaker[Session] | None = None, token_hours: float = 12.0,
-               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
-    """Build the app; ``status`` reports the live components, ``factory`` opens the ledger."""
+               now: Callable[[], datetime] = lambda: datetime.now(UTC),
+               center: Callable[[], "CallCenter | None"] = lambda: None) -> FastAPI:
+    """Build the app.
+
+    ``status`` reports the live components, ``factory`` opens the ledger, ``center`` gives
+    the running coordinator (None when telephony is off).
+    """
     app = FastAPI(title="hotline12348", version=__version__,
                   description="12348 公共法律服务热线 API")
     install_errors(app)
@@ -153,6 +162,7 @@ def create_app(status: Callable[[], dict[str, Any]],
         with session_scope(factory) as session:
             return [_out(u) for u in list_users(session)]
 
+    app.include_router(desk_router(center, current_user))
     return app
 
 

@@ -1,0 +1,135 @@
+"""The lawyers' desk over the API, in the coordinator's own event loop: sign in, be offered
+a queued caller, hold and transfer it; other lawyers and other roles are refused.
+"""
+
+import asyncio
+
+import httpx
+import pytest
+
+from hotline.api.app import create_app
+from hotline.domain import Language, Role
+from hotline.store import users as store_users
+from hotline.store.session import session_scope
+from hotline.telephony import protocol as p
+
+PASSWORD = "correct-horse-1"
+
+
+async def _until(sent, kind, start=0, timeout=10.0, **fields):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        for i in range(start, len(sent)):
+            m = sent[i][1]
+            if isinstance(m, kind) and all(getattr(m, k) == v for k, v in fields.items()):
+                return i, m
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {kind.__name__} {fields} in {[m for _, m in sent[start:]]}")
+
+
+@pytest.fixture
+async def desk(make_center):
+    cc, sent, factory, ledger = make_center()
+    with session_scope(factory) as s:
+        for work_id, role in (("8001", Role.LAWYER), ("8002", Role.LAWYER),
+                              ("9001", Role.SUPERVISOR), ("7001", Role.SCHEDULER)):
+            store_users.add_user(s, work_id, name=f"用户{work_id}", role=role,
+                                 password=PASSWORD, skills=[("general", 4)],
+                                 languages=[Language.MANDARIN],
+                                 sip_uri=f"sip:{work_id}@10.0.0.1")
+    app = create_app(lambda: {}, factory, center=lambda: cc)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://hotline") as client:
+        tokens = {}
+        for work_id in ("8001", "8002", "9001", "7001"):
+            reply = await client.post("/api/v1/login",
+                                      json={"work_id": work_id, "password": PASSWORD})
+            tokens[work_id] = {"Authorization": f"Bearer {reply.json()['token']}"}
+        yield cc, sent, client, tokens
+
+
+async def _queued_caller(cc, sent):
+    cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800138000@h", "12348", "r"))
+    cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
+    i, _ = await _until(sent, p.PlayFiles)
+    cc.on_worker_event("w1", p.Digit("k1", "caller", "0"))
+    i, play = await _until(sent, p.PlayFiles, i + 1)
+    cc.on_worker_event("w1", p.PlaybackDone("k1", play.token))
+    return i
+
+
+async def test_sign_in_take_a_call_hold_and_transfer(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    state = (await client.post("/api/v1/agent/login", json={}, headers=lawyer)).json()
+    assert (state["status"], state["state"], state["phone"]) == ("available", "idle",
+                                                                 "sip:8001@10.0.0.1")
+    i = await _queued_caller(cc, sent)
+    i, ring = await _until(sent, p.Originate, i, uri="sip:8001@10.0.0.1")
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "ringing"
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await _until(sent, p.Connect, i, legs=("caller", ring.leg))
+    [mine] = (await client.get("/api/v1/calls/mine", headers=lawyer)).json()
+    assert mine["call"] == "k1" and mine["state"] == "talking"
+    assert mine["caller"] == "138****8000"  # masked
+    # Another lawyer cannot see or command it; a scheduler has no desk at all.
+    other = await client.post("/api/v1/calls/k1/hold", headers=tokens["8002"])
+    assert other.status_code == 404 and other.json()["code"] == "call.not_found"
+    assert (await client.get("/api/v1/agent", headers=tokens["7001"])).status_code == 403
+    assert (await client.post("/api/v1/calls/k1/hold")).status_code == 401
+    held = await client.post("/api/v1/calls/k1/hold", headers=lawyer)
+    assert held.status_code == 200 and held.json()["state"] == "held"
+    again = await client.post("/api/v1/calls/k1/hold", headers=lawyer)
+    assert again.status_code == 409 and again.json()["code"] == "call.bad_state"
+    assert cc.calls["k1"].held  # nothing changed by the refused command
+    bad = await client.post("/api/v1/calls/k1/transfer", json={"attended": True},
+                            headers=lawyer)
+    assert bad.status_code == 422
+    wrong = await client.post("/api/v1/calls/k1/transfer", json={"target": "转给张律师"},
+                              headers=lawyer)
+    assert wrong.status_code == 409 and wrong.json()["code"] == "call.bad_target"
+    assert (await client.post("/api/v1/calls/k1/unhold", headers=lawyer)).status_code == 200
+    n = len(sent)
+    moved = await client.post("/api/v1/calls/k1/transfer", json={"target": "12345"},
+                              headers=lawyer)
+    assert moved.status_code == 200
+    await _until(sent, p.Hangup, n, leg=ring.leg, reason="transferred")
+    await _until(sent, p.Originate, n, uri="sip:12345@127.0.0.1:5060")
+    # The supervisor may command any call.
+    assert (await client.post("/api/v1/calls/nope/hangup",
+                              headers=tokens["9001"])).status_code == 404
+
+
+async def test_break_and_logout(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    assert (await client.post("/api/v1/agent/status", json={"status": "available"},
+                              headers=lawyer)).json()["code"] == "agent.not_logged_in"
+    await client.post("/api/v1/agent/login", json={"phone": "sip:8001@10.9.9.9"},
+                      headers=lawyer)
+    paused = await client.post("/api/v1/agent/status",
+                               json={"status": "on_break", "reason": "午休"}, headers=lawyer)
+    assert paused.json()["status"] == "on_break" and paused.json()["break_reason"] == "午休"
+    i = await _queued_caller(cc, sent)
+    await asyncio.sleep(1.2)  # nobody available: nobody is rung
+    assert not [m for _, m in sent[i:] if isinstance(m, p.Originate)]
+    await client.post("/api/v1/agent/status", json={"status": "available"}, headers=lawyer)
+    await _until(sent, p.Originate, i, uri="sip:8001@10.9.9.9")
+    bad = await client.post("/api/v1/agent/status", json={"status": "dancing"},
+                            headers=lawyer)
+    assert bad.status_code == 422
+
+
+async def test_without_telephony_the_desk_is_503(make_center):
+    cc, sent, factory, ledger = make_center()
+    with session_scope(factory) as s:
+        store_users.add_user(s, "8001", name="律师", role=Role.LAWYER, password=PASSWORD)
+    app = create_app(lambda: {}, factory)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://hotline") as client:
+        token = (await client.post("/api/v1/login", json={"work_id": "8001",
+                                                          "password": PASSWORD})).json()
+        reply = await client.get("/api/v1/agent",
+                                 headers={"Authorization": f"Bearer {token['token']}"})
+    assert reply.status_code == 503 and reply.json()["code"] == "telephony.disabled"
