@@ -6,8 +6,10 @@ killed coordinator and is closed properly by the next one.
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -95,7 +97,6 @@ def test_queued_caller_talks_to_a_baresip_lawyer_who_hangs_up(start_node, tmp_pa
     talk = [r[1] for r in _rows(node, "select kind, at from call_events where call_id = :c "
                                       "and kind in ('answered', 'agent_answered') "
                                       "order by seq", c=call_id)]
-    from datetime import datetime
     offset = (datetime.fromisoformat(str(talk[1])) - datetime.fromisoformat(str(talk[0]))
               ).total_seconds()
     assert tones(right, offset + 0.5, offset + 3.0, (CALLER_HZ, LAWYER_HZ)) == {LAWYER_HZ}
@@ -143,3 +144,54 @@ def test_bridged_call_survives_a_killed_coordinator(start_node, tmp_path):
     assert len(notes) == 1  # the IVR call's worker told its caller and stopped
     log = (node["dir"] / "serve.log").read_text()
     assert "接管了上次运行中仍在通话的" in log
+
+
+@pytest.mark.timeout(150)
+def test_a_lawyer_signs_in_over_the_api_takes_the_call_and_holds_it(start_node, tmp_path):
+    phone = Ua("8001", "--wav", str(make_tone(tmp_path / "l.wav", LAWYER_HZ)))
+    try:
+        node = start_node(1, legs_per_call=4, telephony_queue_wait=60)
+        add = subprocess.run(
+            [sys.executable, "-m", "hotline", "users", "add", "8001", "--name", "王律师",
+             "--role", "lawyer", "--skill", "general:4", "--sip-uri", phone.uri],
+            input="correct-horse-1\n", text=True, capture_output=True, cwd=node["dir"],
+            env=node["env"])
+        assert add.returncode == 0, add.stderr
+        api = f"http://127.0.0.1:{node['api']}/api/v1"
+        token = httpx.post(f"{api}/login", json={"work_id": "8001",
+                                                 "password": "correct-horse-1"}).json()
+        auth = {"Authorization": f"Bearer {token['token']}"}
+        desk = httpx.post(f"{api}/agent/login", json={}, headers=auth).json()
+        assert desk["status"] == "available"
+        caller, result = _caller(tmp_path, node["uri"], "caller", hold=20)
+        _wait_event(node, "agent_answered")
+        [mine] = httpx.get(f"{api}/calls/mine", headers=auth).json()
+        assert mine["state"] == "talking"
+        time.sleep(2.0)
+        held = httpx.post(f"{api}/calls/{mine['call']}/hold", headers=auth)
+        assert held.status_code == 200 and held.json()["state"] == "held"
+        time.sleep(2.5)
+        assert httpx.post(f"{api}/calls/{mine['call']}/unhold",
+                          headers=auth).status_code == 200
+        time.sleep(2.0)
+        hung = httpx.post(f"{api}/calls/{mine['call']}/hangup", headers=auth)
+        assert hung.status_code == 200
+        rows = _wait_closed(node, timeout=30)
+        assert caller.wait(30) == 0
+        state = httpx.get(f"{api}/agent", headers=auth).json()
+        assert state["calls"] == 1 and state["state"] in ("wrap_up", "idle")
+    finally:
+        close_all(phone)
+    [(call_id, reason, sha, seconds, path)] = rows
+    assert reason == "lawyer_hangup"
+    kinds = [r[0] for r in _rows(node, "select kind from call_events where call_id = :c "
+                                       "order by seq", c=call_id)]
+    assert {"offer", "agent_answered", "hold", "unhold"} <= set(kinds), kinds
+    hold_at = [datetime.fromisoformat(str(r[0])) for r in _rows(
+        node, "select at from call_events where call_id = :c and kind in "
+              "('answered', 'hold', 'unhold') order by seq", c=call_id)]
+    left, right = read_channels(Path(path))
+    start = (hold_at[1] - hold_at[0]).total_seconds()
+    end = (hold_at[2] - hold_at[0]).total_seconds()
+    assert LAWYER_HZ not in tones(right, start + 0.5, end - 0.3, (LAWYER_HZ,))  # on hold
+    assert LAWYER_HZ in tones(right, end + 0.5, end + 1.5, (LAWYER_HZ,))  # back
