@@ -349,7 +349,17 @@ class CallCenter:
             self.calls.pop(call.key, None)
             return
         self.send(call.worker, p.Record(call.key, RECORDING_TOKEN, str(path)))
+        call.side_timers.append(asyncio.get_running_loop().call_later(
+            self.settings.telephony.max_call_seconds, self._too_long, call))
         self._apply(call, call.session.start(at))
+
+    def _too_long(self, call: LiveCall) -> None:
+        """A call past ``telephony.max_call_seconds`` (a stuck line, a forgotten phone)."""
+        if call.ended:
+            return
+        log.warning("通话超过最长时长, 挂断: 工单 %s", call.ticket_no)
+        call.end_reason = EndReason.TIMEOUT
+        self.send(call.worker, p.Hangup(call.key, "timeout"))
 
     def _feed(self, call: LiveCall, event: ev.IvrEvent) -> None:
         if call.session is None or call.session.done:
@@ -404,7 +414,8 @@ class CallCenter:
         assert call.db_id is not None
         call.queue, call.queued_since = command.queue or "", self.now()
         call.priority = command.priority
-        spoken = call.session.vars.get("language") if call.session is not None else None
+        spoken = command.language or (call.session.vars.get("language")
+                                      if call.session is not None else None)
         known = {lang.value for lang in Language}
         call.language = Language(str(spoken)) if spoken in known else Language.MANDARIN
         self.ledger.post(ledger_calls.update_call, call.db_id, queued_at=call.queued_since,

@@ -101,6 +101,8 @@ class TelephonySettings(_Section):
     lawyer_uris: tuple[str, ...] = ()
     # Seconds a lawyer's phone (or a transfer target) rings before the next one is tried.
     ring_timeout: int = Field(20, ge=5, le=120)
+    # A call still up after this many seconds is ended (end reason: timeout).
+    max_call_seconds: int = Field(4 * 3600, ge=60, le=24 * 3600)
 
     @field_validator("lawyer_uris")
     @classmethod

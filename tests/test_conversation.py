@@ -5,12 +5,14 @@ test_lawyers.py; here every decision and ledger row is checked step by step.
 """
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from hotline import commands as cmd
 from hotline.conversation import CallControlError
-from hotline.domain import CallEventKind, EndReason
+from hotline.domain import CallEventKind, EndReason, Priority
 from hotline.store.tables import Call, CallEvent
 from hotline.telephony import protocol as p
 
@@ -255,3 +257,34 @@ async def test_caller_hangs_up_in_every_state(make_center, state):
     n = len(sent)
     await asyncio.sleep(0.3)
     assert not [m for _, m in sent[n:] if getattr(m, "call", "") == "k1"]
+
+
+async def test_waiting_callers_hear_their_place_then_music_again(make_center):
+    cc, sent, factory, ledger = make_center()
+    cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348", "r"))
+    cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
+    await _until(sent, p.PlayFiles)
+    call = cc.calls["k1"]
+    n = len(sent)
+    cc._enqueue(call, cmd.Enqueue("general", (), Priority.NORMAL, None, True, True, 1,
+                                  "hold_music", False, "cantonese", None))
+    assert call.language.value == "cantonese"
+    i, music = await _until(sent, p.PlayFiles, n, loop=True)
+    i, stop = await _until(sent, p.StopPlayback, i + 1, token=music.token, timeout=5)
+    i, spoken = await _until(sent, p.PlayFiles, i + 1, timeout=10)
+    assert not spoken.loop and Path(spoken.paths[0]).stat().st_size > 1000
+    cc.on_worker_event("w1", p.PlaybackDone("k1", spoken.token))
+    await _until(sent, p.PlayFiles, i + 1, loop=True)  # the music is back
+
+
+async def test_a_call_past_the_longest_duration_is_ended_as_timeout(make_center):
+    cc, sent, factory, ledger = make_center()
+    telephony = cc.settings.telephony.model_copy(update={"max_call_seconds": 1})
+    cc.settings = cc.settings.model_copy(update={"telephony": telephony})
+    cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348", "r"))
+    cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
+    await _until(sent, p.Hangup, reason="timeout", timeout=5)
+    cc.on_worker_event("w1", p.LegEnded("k1", "caller", "timeout", 200))
+    await asyncio.sleep(0.05)
+    ledger.flush()
+    assert _call(factory).end_reason is EndReason.TIMEOUT

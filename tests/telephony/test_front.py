@@ -11,14 +11,11 @@ import atexit
 import hashlib
 import json
 import os
-import queue
 import random
 import re
 import shutil
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from phones import Ua, close_all, free_port
 
 from hotline.config import Settings, load_settings
 from hotline.errors import ConfigError, ExternalToolError, HotlineError
@@ -44,110 +42,7 @@ from hotline.telephony.front import (
     with_config_line,
 )
 
-UA_SCRIPT = Path(__file__).with_name("sip_ua.py")
-
-
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _free(port: int, kinds: tuple[int, ...] = (socket.SOCK_DGRAM, socket.SOCK_STREAM)) -> bool:
-    for kind in kinds:
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-_taken: set[int] = set()
-
-
-def free_port(span: int = 1) -> int:
-    """A port (and the ``span - 1`` after it) free on loopback for UDP and TCP."""
-    rnd = random.Random()
-    while True:
-        base = rnd.randrange(20000, 60000, 2)
-        ports = range(base, base + span)
-        if not _taken.intersection(ports) and all(_free(p) for p in ports[:2]):
-            _taken.update(ports)
-            return base
-
-
-class Ua:
-    """One ``sip_ua.py`` process; events arrive on a reader thread."""
-
-    def __init__(self, name: str, *extra: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, str(UA_SCRIPT), "--port", str(self.port),
-             "--rtp-port", str(free_port(64)), "--name", name, *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True)
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.backlog: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait("ready", timeout=15)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                self.events.put(json.loads(line[2:]))
-
-    def send(self, **cmd: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def call(self, tag: str, uri: str) -> None:
-        self.send(cmd="call", id=tag, uri=uri)
-
-    def wait(self, kind: str, timeout: float = 8.0, **match: Any) -> dict[str, Any]:
-        def hit(e: dict[str, Any]) -> bool:
-            return e["ev"] == kind and all(e.get(k) == v for k, v in match.items())
-
-        for e in self.backlog:
-            if hit(e):
-                self.backlog.remove(e)
-                return e
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                e = self.events.get(timeout=left)
-            except queue.Empty:
-                break
-            if hit(e):
-                return e
-            self.backlog.append(e)
-        raise AssertionError(f"{self.name}: no {kind} {match} in {timeout}s; saw {self.backlog}")
-
-    def drain(self) -> list[dict[str, Any]]:
-        while True:
-            try:
-                self.backlog.append(self.events.get_nowait())
-            except queue.Empty:
-                out, self.backlog = self.backlog, []
-                return out
-
-    def close(self) -> None:
-        close_all(self)
-
-
-def close_all(*uas: Ua) -> None:
-    """Quit several UAs at once (pjsua2 takes about a second to shut down)."""
-    for ua in uas:
-        try:
-            ua.send(cmd="quit")
-        except OSError:
-            pass
-    for ua in uas:
-        try:
-            ua.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            ua.proc.kill()
-            ua.proc.wait()
 
 
 def wait_until(predicate: Any, timeout: float = 5.0) -> Any:
