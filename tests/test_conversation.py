@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from scripted import queue_caller, until
 from sqlalchemy import select
 
 from hotline import commands as cmd
@@ -19,40 +20,21 @@ from hotline.telephony import protocol as p
 LAWYERS = '["sip:8001@127.0.0.1:7001", "sip:8002@127.0.0.1:7002"]'
 
 
-async def _until(sent, kind, start=0, timeout=10.0, **fields):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for i in range(start, len(sent)):
-            m = sent[i][1]
-            if isinstance(m, kind) and all(getattr(m, k) == v for k, v in fields.items()):
-                return i, m
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {kind.__name__} {fields} in {[m for _, m in sent[start:]]}")
-
-
 async def _queued(cc, sent, key="k1"):
     """A caller who pressed 0 and now waits in the operator queue with music."""
-    cc.on_worker_event("w1", p.CallOffered(key, f"sip-{key}", "sip:13800000000@h", "12348",
-                                           "r"))
-    await _until(sent, p.Answer, call=key)
-    cc.on_worker_event("w1", p.LegAnswered(key, "caller"))
-    i, _ = await _until(sent, p.PlayFiles, call=key)
-    cc.on_worker_event("w1", p.Digit(key, "caller", "0"))
-    i, play = await _until(sent, p.PlayFiles, i + 1, call=key)  # "connecting you"
-    cc.on_worker_event("w1", p.PlaybackDone(key, play.token))
-    i, hold = await _until(sent, p.PlayFiles, i + 1, call=key, loop=True)
+    i = await queue_caller(cc, sent, key)
+    i, hold = await until(sent, p.PlayFiles, i + 1, call=key, loop=True)
     return i, hold
 
 
 async def _talking(cc, sent, key="k1"):
     i, hold = await _queued(cc, sent, key)
-    i, ring = await _until(sent, p.Originate, i, call=key)
+    i, ring = await until(sent, p.Originate, i, call=key)
     cc.on_worker_event("w1", p.LegRinging(key, ring.leg))
     cc.on_worker_event("w1", p.LegAnswered(key, ring.leg))
-    i, connect = await _until(sent, p.Connect, i, call=key)
+    i, connect = await until(sent, p.Connect, i, call=key)
     assert connect.legs == ("caller", ring.leg)
-    await _until(sent, p.StopPlayback, i - 1, call=key, token=hold.token)
+    await until(sent, p.StopPlayback, i - 1, call=key, token=hold.token)
     return i, ring.leg
 
 
@@ -71,12 +53,12 @@ def _call(factory):
 async def test_queued_caller_rings_the_next_lawyer_when_one_is_busy(make_center):
     cc, sent, factory, ledger = make_center(HOTLINE_TELEPHONY_LAWYER_URIS=LAWYERS)
     i, _ = await _queued(cc, sent)
-    i, first = await _until(sent, p.Originate, i)
+    i, first = await until(sent, p.Originate, i)
     cc.on_worker_event("w1", p.LegEnded("k1", first.leg, "busy", 486))
-    i, second = await _until(sent, p.Originate, i + 1)
+    i, second = await until(sent, p.Originate, i + 1)
     assert second.uri != first.uri
     cc.on_worker_event("w1", p.LegAnswered("k1", second.leg))
-    await _until(sent, p.Connect, i, legs=("caller", second.leg))
+    await until(sent, p.Connect, i, legs=("caller", second.leg))
     cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
     cc.on_worker_event("w1", p.LegEnded("k1", second.leg, "caller_gone", 0))
     await asyncio.sleep(0.05)
@@ -101,12 +83,12 @@ async def test_hold_unhold_and_wrong_state_commands(make_center):
     assert bad.value.code == "call.bad_target"
     n = len(sent)
     cc.talk.hold("k1")
-    i, connect = await _until(sent, p.Connect, n)
+    i, connect = await until(sent, p.Connect, n)
     assert connect.legs == (lawyer,)
-    i, music = await _until(sent, p.PlayFiles, n, loop=True)
+    i, music = await until(sent, p.PlayFiles, n, loop=True)
     cc.talk.unhold("k1")
-    await _until(sent, p.StopPlayback, n, token=music.token)
-    await _until(sent, p.Connect, i + 1, legs=("caller", lawyer))
+    await until(sent, p.StopPlayback, n, token=music.token)
+    await until(sent, p.Connect, i + 1, legs=("caller", lawyer))
     # The lawyer hangs up: the main flow's survey follows, the reason stays the lawyer's.
     cc.on_worker_event("w1", p.LegEnded("k1", lawyer, "remote_hangup", 200))
     await asyncio.sleep(0.05)
@@ -121,15 +103,15 @@ async def test_blind_transfer_that_fails_recalls_the_lawyer(make_center):
     first_uri = cc.calls["k1"].legs[lawyer].uri
     n = len(sent)
     target = cc.talk.transfer("k1", "sip:9001@127.0.0.1:7009")
-    await _until(sent, p.Hangup, n, leg=lawyer, reason="transferred")
-    await _until(sent, p.PlayFiles, n, loop=True)
-    await _until(sent, p.Originate, n, leg=target, uri="sip:9001@127.0.0.1:7009")
+    await until(sent, p.Hangup, n, leg=lawyer, reason="transferred")
+    await until(sent, p.PlayFiles, n, loop=True)
+    await until(sent, p.Originate, n, leg=target, uri="sip:9001@127.0.0.1:7009")
     cc.on_worker_event("w1", p.LegEnded("k1", lawyer, "transferred", 200))
     cc.on_worker_event("w1", p.LegEnded("k1", target, "no_answer", 408))
-    i, recall = await _until(sent, p.Originate, n + 3)
+    i, recall = await until(sent, p.Originate, n + 3)
     assert recall.uri == first_uri
     cc.on_worker_event("w1", p.LegAnswered("k1", recall.leg))
-    await _until(sent, p.Connect, i, legs=("caller", recall.leg))
+    await until(sent, p.Connect, i, legs=("caller", recall.leg))
     assert cc.calls["k1"].lawyer == recall.leg
     stages = [d.get("stage") for k, d in _kinds(factory, ledger) if k is CallEventKind.TRANSFER]
     assert stages == ["started", "failed", "answered"]
@@ -140,17 +122,17 @@ async def test_attended_transfer_conference_and_the_lawyer_leaving(make_center):
     i, lawyer = await _talking(cc, sent)
     n = len(sent)
     consult = cc.talk.transfer("k1", "sip:9002@127.0.0.1:7010", attended=True)
-    await _until(sent, p.Connect, n, legs=(lawyer,))  # the caller holds with music
+    await until(sent, p.Connect, n, legs=(lawyer,))  # the caller holds with music
     with pytest.raises(CallControlError):
         cc.talk.conference("k1")  # the consulted party has not answered yet
     cc.on_worker_event("w1", p.LegAnswered("k1", consult))
-    await _until(sent, p.Connect, n, legs=(lawyer, consult))
+    await until(sent, p.Connect, n, legs=(lawyer, consult))
     cc.talk.conference("k1")
-    await _until(sent, p.Connect, n, legs=("caller", lawyer, consult))
+    await until(sent, p.Connect, n, legs=("caller", lawyer, consult))
     cc.talk.leave("k1", lawyer)
-    await _until(sent, p.Hangup, n, leg=lawyer, reason="left")
+    await until(sent, p.Hangup, n, leg=lawyer, reason="left")
     cc.on_worker_event("w1", p.LegEnded("k1", lawyer, "left", 200))
-    await _until(sent, p.Connect, n, legs=("caller", consult))
+    await until(sent, p.Connect, n, legs=("caller", consult))
     assert cc.calls["k1"].lawyer == consult and not cc.calls["k1"].conference
     kinds = [k for k, _ in _kinds(factory, ledger)]
     assert CallEventKind.CONFERENCE in kinds and CallEventKind.LEG_ENDED in kinds
@@ -159,17 +141,17 @@ async def test_attended_transfer_conference_and_the_lawyer_leaving(make_center):
 async def test_ivr_transfer_to_an_outside_number_goes_through_the_front(make_center):
     cc, sent, factory, ledger = make_center(HOTLINE_SIP_PORT="5099")
     cc.on_worker_event("w1", p.CallOffered("k9", "sip-k9", "sip:13800000000@h", "12348", "r"))
-    await _until(sent, p.Answer)
+    await until(sent, p.Answer)
     cc.on_worker_event("w1", p.LegAnswered("k9", "caller"))
-    await _until(sent, p.PlayFiles)
+    await until(sent, p.PlayFiles)
     call = cc.calls["k9"]
     cc.talk.call_out(call, "12345")
-    i, out = await _until(sent, p.Originate)
+    i, out = await until(sent, p.Originate)
     assert out.uri == "sip:12345@127.0.0.1:5099"
     cc.on_worker_event("w1", p.LegAnswered("k9", out.leg))
-    await _until(sent, p.Connect, i, legs=("caller", out.leg))
+    await until(sent, p.Connect, i, legs=("caller", out.leg))
     cc.on_worker_event("w1", p.LegEnded("k9", out.leg, "remote_hangup", 200))
-    await _until(sent, p.Hangup, i, reason="transferred")
+    await until(sent, p.Hangup, i, reason="transferred")
     assert call.end_reason is EndReason.TRANSFERRED
 
 
@@ -213,10 +195,10 @@ async def test_caller_hangs_up_in_every_state(make_center, state):
         cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348",
                                                "r"))
         cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
-        await _until(sent, p.PlayFiles)
+        await until(sent, p.PlayFiles)
     elif state in ("queued", "ringing"):
         i, _ = await _queued(cc, sent)
-        i, ring = await _until(sent, p.Originate, i)
+        i, ring = await until(sent, p.Originate, i)
         if state == "queued":  # the lawyer was busy; the next try waits
             cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "busy", 486))
         else:
@@ -263,18 +245,18 @@ async def test_waiting_callers_hear_their_place_then_music_again(make_center):
     cc, sent, factory, ledger = make_center()
     cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348", "r"))
     cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
-    await _until(sent, p.PlayFiles)
+    await until(sent, p.PlayFiles)
     call = cc.calls["k1"]
     n = len(sent)
     cc._enqueue(call, cmd.Enqueue("general", (), Priority.NORMAL, None, True, True, 1,
                                   "hold_music", False, "cantonese", None))
     assert call.language.value == "cantonese"
-    i, music = await _until(sent, p.PlayFiles, n, loop=True)
-    i, stop = await _until(sent, p.StopPlayback, i + 1, token=music.token, timeout=5)
-    i, spoken = await _until(sent, p.PlayFiles, i + 1, timeout=10)
+    i, music = await until(sent, p.PlayFiles, n, loop=True)
+    i, stop = await until(sent, p.StopPlayback, i + 1, token=music.token, timeout=5)
+    i, spoken = await until(sent, p.PlayFiles, i + 1, timeout=10)
     assert not spoken.loop and Path(spoken.paths[0]).stat().st_size > 1000
     cc.on_worker_event("w1", p.PlaybackDone("k1", spoken.token))
-    await _until(sent, p.PlayFiles, i + 1, loop=True)  # the music is back
+    await until(sent, p.PlayFiles, i + 1, loop=True)  # the music is back
 
 
 async def test_a_call_past_the_longest_duration_is_ended_as_timeout(make_center):
@@ -283,7 +265,7 @@ async def test_a_call_past_the_longest_duration_is_ended_as_timeout(make_center)
     cc.settings = cc.settings.model_copy(update={"telephony": telephony})
     cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800000000@h", "12348", "r"))
     cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
-    await _until(sent, p.Hangup, reason="timeout", timeout=5)
+    await until(sent, p.Hangup, reason="timeout", timeout=5)
     cc.on_worker_event("w1", p.LegEnded("k1", "caller", "timeout", 200))
     await asyncio.sleep(0.05)
     ledger.flush()

@@ -275,12 +275,7 @@ class WorkerPool:
             return
         log.error("媒体进程 %s (端口 %d, 接管的进程 %d) 已退出, 正在重启", slot.worker_id,
                   slot.sip_port, pid)
-        slot.writer = None
-        self.on_lost(slot.worker_id)
-        slot.restarts += 1
-        await asyncio.sleep(RESTART_DELAY)
-        if not self._stopping:
-            await self._spawn(slot)
+        await self._replace(slot)
 
     async def _watch(self, slot: WorkerSlot, process: asyncio.subprocess.Process) -> None:
         assert process.stderr is not None
@@ -294,6 +289,10 @@ class WorkerPool:
             return
         log.error("媒体进程 %s (端口 %d) 意外退出 (退出码 %s), 正在重启", slot.worker_id,
                   slot.sip_port, code)
+        await self._replace(slot)
+
+    async def _replace(self, slot: WorkerSlot) -> None:
+        """A worker died: its calls are closed (``on_lost``), a new one takes its ports."""
         slot.writer = None
         self.on_lost(slot.worker_id)
         slot.restarts += 1

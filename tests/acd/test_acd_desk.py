@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from scripted import queue_caller, until
 
 from hotline.acd.desk import Desk
 from hotline.config import load_settings
@@ -16,44 +17,21 @@ from hotline.telephony import protocol as p
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
-async def _until(sent, kind, start=0, timeout=10.0, **fields):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for i in range(start, len(sent)):
-            m = sent[i][1]
-            if isinstance(m, kind) and all(getattr(m, k) == v for k, v in fields.items()):
-                return i, m
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {kind.__name__} {fields} in {[m for _, m in sent[start:]]}")
-
-
-async def _queue_caller(cc, sent, key="k1"):
-    cc.on_worker_event("w1", p.CallOffered(key, f"sip-{key}", "sip:13800000000@h", "12348",
-                                           "r"))
-    cc.on_worker_event("w1", p.LegAnswered(key, "caller"))
-    i, _ = await _until(sent, p.PlayFiles, call=key)
-    cc.on_worker_event("w1", p.Digit(key, "caller", "0"))
-    i, play = await _until(sent, p.PlayFiles, i + 1, call=key)
-    cc.on_worker_event("w1", p.PlaybackDone(key, play.token))
-    return i
-
-
 async def test_lawyers_are_rung_on_their_phones_and_wrap_up(make_center):
     cc, sent, factory, ledger = make_center()
     now = cc.now()
     cc.desk.login("8001", "sip:8001@10.0.0.1", now, skills={"general": 4})
     cc.desk.login("8002", "sip:8002@10.0.0.2", now + timedelta(seconds=1),
                   skills={"general": 2})
-    i = await _queue_caller(cc, sent)
-    i, ring = await _until(sent, p.Originate, i)
+    i = await queue_caller(cc, sent)
+    i, ring = await until(sent, p.Originate, i)
     first = ring.uri
     assert cc.desk.agents[first[4:8]].state is AgentState.RINGING
     cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "no_answer", 408))  # missed
-    i, ring2 = await _until(sent, p.Originate, i + 1)
+    i, ring2 = await until(sent, p.Originate, i + 1)
     assert ring2.uri != first
     cc.on_worker_event("w1", p.LegAnswered("k1", ring2.leg))
-    await _until(sent, p.Connect, i, legs=("caller", ring2.leg))
+    await until(sent, p.Connect, i, legs=("caller", ring2.leg))
     taker = ring2.uri[4:8]
     assert cc.desk.agents[taker].state is AgentState.IN_CALL
     assert cc.desk.agents[first[4:8]].missed == 1
@@ -67,18 +45,18 @@ async def test_lawyers_are_rung_on_their_phones_and_wrap_up(make_center):
 
 async def test_a_queued_caller_waits_for_a_lawyer_who_logs_in_later(make_center):
     cc, sent, factory, ledger = make_center()
-    i = await _queue_caller(cc, sent)
+    i = await queue_caller(cc, sent)
     await asyncio.sleep(1.2)
     assert not [m for _, m in sent if isinstance(m, p.Originate)]
     cc.desk.login("8003", "sip:8003@10.0.0.3", cc.now(), skills={"general": 3})
-    await _until(sent, p.Originate, i, uri="sip:8003@10.0.0.3", timeout=3)  # next tick
+    await until(sent, p.Originate, i, uri="sip:8003@10.0.0.3", timeout=3)  # next tick
 
 
 async def test_a_caller_hanging_up_releases_the_ringing_lawyer(make_center):
     cc, sent, factory, ledger = make_center()
     cc.desk.login("8001", "sip:8001@10.0.0.1", cc.now(), skills={"general": 4})
-    i = await _queue_caller(cc, sent)
-    i, ring = await _until(sent, p.Originate, i)
+    i = await queue_caller(cc, sent)
+    i, ring = await until(sent, p.Originate, i)
     cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
     cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "caller_gone", 0))
     await asyncio.sleep(0.05)

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from scripted import queue_caller, until
 
 from hotline.api.app import create_app
 from hotline.domain import Language, Role
@@ -14,18 +15,6 @@ from hotline.store.session import session_scope
 from hotline.telephony import protocol as p
 
 PASSWORD = "correct-horse-1"
-
-
-async def _until(sent, kind, start=0, timeout=10.0, **fields):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for i in range(start, len(sent)):
-            m = sent[i][1]
-            if isinstance(m, kind) and all(getattr(m, k) == v for k, v in fields.items()):
-                return i, m
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {kind.__name__} {fields} in {[m for _, m in sent[start:]]}")
 
 
 @pytest.fixture
@@ -49,27 +38,17 @@ async def desk(make_center):
         yield cc, sent, client, tokens
 
 
-async def _queued_caller(cc, sent):
-    cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:13800138000@h", "12348", "r"))
-    cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
-    i, _ = await _until(sent, p.PlayFiles)
-    cc.on_worker_event("w1", p.Digit("k1", "caller", "0"))
-    i, play = await _until(sent, p.PlayFiles, i + 1)
-    cc.on_worker_event("w1", p.PlaybackDone("k1", play.token))
-    return i
-
-
 async def test_sign_in_take_a_call_hold_and_transfer(desk):
     cc, sent, client, tokens = desk
     lawyer = tokens["8001"]
     state = (await client.post("/api/v1/agent/login", json={}, headers=lawyer)).json()
     assert (state["status"], state["state"], state["phone"]) == ("available", "idle",
                                                                  "sip:8001@10.0.0.1")
-    i = await _queued_caller(cc, sent)
-    i, ring = await _until(sent, p.Originate, i, uri="sip:8001@10.0.0.1")
+    i = await queue_caller(cc, sent, number="13800138000")
+    i, ring = await until(sent, p.Originate, i, uri="sip:8001@10.0.0.1")
     assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "ringing"
     cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
-    await _until(sent, p.Connect, i, legs=("caller", ring.leg))
+    await until(sent, p.Connect, i, legs=("caller", ring.leg))
     [mine] = (await client.get("/api/v1/calls/mine", headers=lawyer)).json()
     assert mine["call"] == "k1" and mine["state"] == "talking"
     assert mine["caller"] == "138****8000"  # masked
@@ -94,8 +73,8 @@ async def test_sign_in_take_a_call_hold_and_transfer(desk):
     moved = await client.post("/api/v1/calls/k1/transfer", json={"target": "12345"},
                               headers=lawyer)
     assert moved.status_code == 200
-    await _until(sent, p.Hangup, n, leg=ring.leg, reason="transferred")
-    await _until(sent, p.Originate, n, uri="sip:12345@127.0.0.1:5060")
+    await until(sent, p.Hangup, n, leg=ring.leg, reason="transferred")
+    await until(sent, p.Originate, n, uri="sip:12345@127.0.0.1:5060")
     # The supervisor may command any call.
     assert (await client.post("/api/v1/calls/nope/hangup",
                               headers=tokens["9001"])).status_code == 404
@@ -111,11 +90,11 @@ async def test_break_and_logout(desk):
     paused = await client.post("/api/v1/agent/status",
                                json={"status": "on_break", "reason": "午休"}, headers=lawyer)
     assert paused.json()["status"] == "on_break" and paused.json()["break_reason"] == "午休"
-    i = await _queued_caller(cc, sent)
+    i = await queue_caller(cc, sent, number="13800138000")
     await asyncio.sleep(1.2)  # nobody available: nobody is rung
     assert not [m for _, m in sent[i:] if isinstance(m, p.Originate)]
     await client.post("/api/v1/agent/status", json={"status": "available"}, headers=lawyer)
-    await _until(sent, p.Originate, i, uri="sip:8001@10.9.9.9")
+    await until(sent, p.Originate, i, uri="sip:8001@10.9.9.9")
     bad = await client.post("/api/v1/agent/status", json={"status": "dancing"},
                             headers=lawyer)
     assert bad.status_code == 422
