@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +117,9 @@ class CallCenter:
         self.calls: dict[str, LiveCall] = {}
         self._hold_seq = HOLD_TOKEN_BASE
         self.finished = 0
+        # The consoles' event stream (hotline.api.events.EventHub.publish when serving).
+        self.publish: Callable[[dict[str, Any], Iterable[str], bool], None] = (
+            lambda event, to, staff: None)
         self.talk = Conversations(self)
         self._handle_times: list[float] = []
         self.desk = Desk(settings.queues, on_change=self._agent_changed)
@@ -128,6 +131,9 @@ class CallCenter:
 
     def _agent_changed(self, work_id: str, agent: Agent) -> None:
         log.debug("律师 %s: %s/%s", work_id, agent.status.value, agent.state.value)
+        self.publish({"type": "agent", "work_id": work_id, "status": agent.status.value,
+                      "state": agent.state.value, "break_reason": agent.break_reason,
+                      "calls": agent.calls, "missed": agent.missed}, (work_id,), True)
 
     # --- worker events ------------------------------------------------------------------
 
@@ -544,6 +550,9 @@ class CallCenter:
                          data=call.end_data)
         self.finished += 1
         log.info("通话结束: 工单 %s, 原因 %s", call.ticket_no, reason.value)
+        self.publish({"type": "call_ended", "call": call.key, "ticket_no": call.ticket_no,
+                      "reason": reason.value},
+                     {leg.agent for leg in call.legs.values() if leg.agent}, True)
 
     def _recording_closed(self, call: LiveCall, message: p.RecordingDone) -> None:
         self._close_recording(call, Path(message.path), message.seconds, message.sha256)

@@ -93,6 +93,7 @@ class Conversations:
         self._send(call, p.Connect(call.key, (lawyer.name,)))
         self.music_on(call)
         self._event(call, CallEventKind.HOLD, {"leg": lawyer.name})
+        self.notify(call)
 
     def unhold(self, key: str) -> None:
         """Take the caller off hold."""
@@ -102,6 +103,7 @@ class Conversations:
             raise CallControlError("call.bad_state", action="unhold", state=self._state(call))
         self._talk(call, lawyer.name)
         self._event(call, CallEventKind.UNHOLD, {"leg": lawyer.name})
+        self.notify(call)
 
     def transfer(self, key: str, target: str, attended: bool = False) -> str:
         """Transfer to a SIP URI or an outside number; returns the new leg's name.
@@ -124,6 +126,7 @@ class Conversations:
             self.music_on(call)
             name = self._originate(call, "consult", uri)
             call.consult = name
+            self.notify(call)
             return name
         call.recall_uri = lawyer.uri
         call.outside = outside
@@ -132,7 +135,9 @@ class Conversations:
         call.lawyer = None
         call.held = False
         self.music_on(call)
-        return self._originate(call, "transfer", uri)
+        name = self._originate(call, "transfer", uri)
+        self.notify(call)
+        return name
 
     def complete_transfer(self, key: str) -> None:
         """Attended transfer: the caller talks to the consulted party, the lawyer leaves."""
@@ -144,6 +149,7 @@ class Conversations:
         self._promote(call, consult)
         self._event(call, CallEventKind.TRANSFER, {"mode": "attended", "stage": "completed",
                                                    "to": consult.name})
+        self.notify(call)
 
     def cancel_transfer(self, key: str) -> None:
         """Attended transfer: drop the consulted party, the caller talks to the lawyer again."""
@@ -158,6 +164,7 @@ class Conversations:
         self._send(call, p.Hangup(call.key, "cancelled", leg=consult.name))
         self._talk(call, lawyer.name)
         self._event(call, CallEventKind.TRANSFER, {"mode": "attended", "stage": "cancelled"})
+        self.notify(call)
 
     def conference(self, key: str) -> None:
         """Join caller, lawyer and the consulted party in a three-way conference."""
@@ -168,6 +175,7 @@ class Conversations:
         self._talk(call, lawyer.name, consult.name)
         self._event(call, CallEventKind.CONFERENCE, {"legs": [CALLER, lawyer.name,
                                                               consult.name]})
+        self.notify(call)
 
     def leave(self, key: str, leg: str) -> None:
         """A party leaves the conference; the other two go on talking."""
@@ -213,6 +221,7 @@ class Conversations:
                 name = self._originate(call, "lawyer", desk.phones[work_id])
                 call.legs[name].agent = work_id
                 desk.ringing(work_id, now)
+                self.center.publish(self._offer_event(call), (work_id,), True)
         if self._tick is not None:
             self._tick.cancel()
             self._tick = None
@@ -264,6 +273,26 @@ class Conversations:
                 self._send(call, p.Hangup(call.key, "overflow", leg=leg.name))
 
     # --- internals ----------------------------------------------------------------------
+
+    def _offer_event(self, call: LiveCall) -> dict[str, Any]:
+        """What the console shows while the phone rings: the caller's facts, masked."""
+        session = call.session
+        variables = dict(session.vars) if session is not None else {}
+        return {"type": "offer", "call": call.key, "ticket_no": call.ticket_no,
+                "caller": mask_number(call.caller), "line": call.line, "queue": call.queue,
+                "priority": call.priority.value, "language": call.language.value,
+                "category": variables.get("category"),
+                "green_reasons": variables.get("green_reasons"),
+                "ivr_path": [f"{f}/{n}" for f, n in session.path] if session else [],
+                "waited": round((self.center.now() - call.queued_since).total_seconds())
+                if call.queued_since else 0}
+
+    def notify(self, call: LiveCall) -> None:
+        """Tell the call's lawyers (and supervisors) its state."""
+        self.center.publish({"type": "call", "call": call.key, "ticket_no": call.ticket_no,
+                             "state": self._state(call),
+                             "legs": {n: leg.state for n, leg in call.legs.items()}},
+                            {leg.agent for leg in call.legs.values() if leg.agent}, True)
 
     def _call(self, key: str) -> LiveCall:
         call = self.center.calls.get(key)
@@ -380,6 +409,7 @@ class Conversations:
                                                              "codec": leg.codec})
             self.center.feed(call, ev.QueueAnswered(leg.uri))
             log.info("律师已接听: 工单 %s (%s)", call.ticket_no, _mask_uri(leg.uri))
+            self.notify(call)
         elif leg.role == "transfer":
             self._promote(call, leg)
             self._event(call, CallEventKind.TRANSFER, {"stage": "answered", "to": leg.name})
@@ -424,6 +454,7 @@ class Conversations:
                                                            "stage": "completed"})
             elif message.reason != "transferred":
                 self._lawyer_left(call)
+        self.notify(call)
 
     def _agent_leg_ended(self, call: LiveCall, leg: AgentLeg, was: str, reason: str) -> None:
         """Tell the desk: an offer that ended unanswered, or a conversation over."""

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from hotline.api.app import create_app
+from hotline.api.events import EventHub
 from hotline.callcenter import SYSTEM_PROMPTS, CallCenter
 from hotline.config import Settings
 from hotline.errors import HotlineError
@@ -184,8 +185,11 @@ async def run(settings: Settings) -> None:
         except BaseException:
             sock.close()
             raise
+        hub = EventHub()
+        if telephony is not None:
+            telephony.center.publish = hub.publish
         app = create_app(status, make_session_factory(engine), settings.api.token_hours,
-                         center=lambda: telephony.center if telephony else None)
+                         center=lambda: telephony.center if telephony else None, hub=hub)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)

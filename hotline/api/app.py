@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hotline import __version__
 from hotline.api.auth import Auth, current_user_dependency, install_errors, require
 from hotline.api.desk_routes import desk_router
+from hotline.api.events import EventHub, events_router
 from hotline.domain import Role
 from hotline.errors import AuthError
 from hotline.store import api_sessions
@@ -93,11 +94,13 @@ class _Throttle:
 def create_app(status: Callable[[], dict[str, Any]],
                factory: sessionmaker[Session] | None = None, token_hours: float = 12.0,
                now: Callable[[], datetime] = lambda: datetime.now(UTC),
-               center: Callable[[], "CallCenter | None"] = lambda: None) -> FastAPI:
+               center: Callable[[], "CallCenter | None"] = lambda: None,
+               hub: EventHub | None = None) -> FastAPI:
     """Build the app.
 
     ``status`` reports the live components, ``factory`` opens the ledger, ``center`` gives
-    the running coordinator (None when telephony is off).
+    the running coordinator (None when telephony is off), ``hub`` the event stream's
+    fan-out (the coordinator publishes into it).
     """
     app = FastAPI(title="hotline12348", version=__version__,
                   description="12348 公共法律服务热线 API")
@@ -163,6 +166,16 @@ def create_app(status: Callable[[], dict[str, Any]],
             return [_out(u) for u in list_users(session)]
 
     app.include_router(desk_router(center, current_user))
+
+    def hello(user: UserView) -> dict[str, Any]:
+        cc = center()
+        agent = cc.desk.agents.get(user.work_id) if cc is not None else None
+        return {"type": "hello", "user": _out(user).model_dump(mode="json"),
+                "agent": None if agent is None else {
+                    "status": agent.status.value, "state": agent.state.value,
+                    "break_reason": agent.break_reason}}
+
+    app.include_router(events_router(auth, hub or EventHub(), hello))
     return app
 
 
