@@ -22,17 +22,18 @@ from typing import Any
 
 from hotline import commands as cmd
 from hotline import events as ev
-from hotline.acd.agents import Agent
+from hotline.acd.agents import Agent, AgentEvent
 from hotline.acd.desk import Desk
 from hotline.callers import mask_number
 from hotline.config import Settings
 from hotline.conversation import AgentLeg, Conversations, now_epoch
-from hotline.domain import CallEventKind, EndReason, Language, Priority
+from hotline.domain import AgentEventKind, AgentStatus, CallEventKind, EndReason, Language, Priority
 from hotline.ivr.engine import IvrSession, OutcomeKind, Step
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
 from hotline.ledger import Ledger
 from hotline.recording import flag_reason, inspect, recording_path, recover_parts, repair_wav
+from hotline.store import agents as ledger_agents
 from hotline.store import calls as ledger_calls
 from hotline.store.callers import lookup_caller_facts
 from hotline.telephony import protocol as p
@@ -46,6 +47,11 @@ SYSTEM_PROMPTS = {
     "transfer_failed": "抱歉, 转接未能接通, 请稍后再拨. 再见.",
     "coordinator_lost": "系统正在维护, 请稍后再拨. 给您带来不便, 敬请谅解.",
 }
+# Desk events → the agent_events kind (the rest are state changes).
+_AGENT_KINDS = {AgentEvent.LOGIN: AgentEventKind.LOGIN,
+                AgentEvent.LOGOUT: AgentEventKind.LOGOUT,
+                AgentEvent.BREAK: AgentEventKind.STATUS,
+                AgentEvent.AVAILABLE: AgentEventKind.STATUS}
 # Average talk time assumed for the expected-wait announcement before any call has ended.
 DEFAULT_HANDLE_SECONDS = 180.0
 _TRACE_KINDS = {"node": CallEventKind.IVR_NODE, "prompt": CallEventKind.PROMPT,
@@ -129,8 +135,14 @@ class CallCenter:
             self.desk.login(f"duty{n}", uri, self.now(), skills=skills,
                             languages=frozenset(Language), static=True)
 
-    def _agent_changed(self, work_id: str, agent: Agent) -> None:
+    def _agent_changed(self, work_id: str, agent: Agent, event: AgentEvent) -> None:
         log.debug("律师 %s: %s/%s", work_id, agent.status.value, agent.state.value)
+        kind = _AGENT_KINDS.get(event, AgentEventKind.STATE)
+        if event is AgentEvent.MISS and agent.status is AgentStatus.ON_BREAK:
+            kind = AgentEventKind.STATUS  # put on break by missed offers
+        if work_id not in self.desk.static:
+            self.ledger.post(ledger_agents.record, work_id, self.now(), kind, agent.status,
+                             agent.state, agent.break_reason)
         self.publish({"type": "agent", "work_id": work_id, "status": agent.status.value,
                       "state": agent.state.value, "break_reason": agent.break_reason,
                       "calls": agent.calls, "missed": agent.missed}, (work_id,), True)

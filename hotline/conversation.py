@@ -184,6 +184,18 @@ class Conversations:
             raise CallControlError("call.bad_state", action="leave", state=self._state(call))
         self._send(call, p.Hangup(call.key, "left", leg=leg))
 
+    def reject(self, key: str, work_id: str) -> None:
+        """The lawyer declines an offer ringing on their phone; the caller waits on."""
+        call = self._call(key)
+        ringing = [leg for leg in call.legs.values()
+                   if leg.agent == work_id and leg.role == "lawyer" and leg.state == "ringing"]
+        if not any(leg.agent == work_id for leg in call.legs.values()):
+            raise CallControlError("call.not_found", call=key)  # not theirs to see
+        if not ringing:
+            raise CallControlError("call.bad_state", action="reject", state=self._state(call))
+        for leg in ringing:
+            self._send(call, p.Hangup(call.key, "rejected", leg=leg.name))
+
     def hangup(self, key: str) -> None:
         """The lawyer ends the call."""
         call = self._call(key)
@@ -460,7 +472,8 @@ class Conversations:
         """Tell the desk: an offer that ended unanswered, or a conversation over."""
         desk, now = self.center.desk, self.center.now()
         if was == "ringing":
-            desk.missed(leg.agent, call.key, now, released=reason in _RELEASED)
+            desk.missed(leg.agent, call.key, now, released=reason in _RELEASED,
+                        rejected=reason == "rejected")
         elif was == "up":
             talked = (now - leg.answered_at).total_seconds() if leg.answered_at else 0.0
             wrap = desk.hung_up(leg.agent, talked, now)

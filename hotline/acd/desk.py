@@ -41,12 +41,13 @@ class Desk:
 
     Args:
         queues: The configured queues (strategy, skills, wrap-up).
-        on_change: Called with (work id, agent) after every change of a lawyer (the owner
-            writes agent_events and tells the consoles).
+        on_change: Called with (work id, agent, event) after every change of a lawyer (the
+            owner writes agent_events and tells the consoles).
     """
 
     def __init__(self, queues: Mapping[str, QueueSettings],
-                 on_change: Callable[[str, Agent], None] = lambda w, a: None) -> None:
+                 on_change: Callable[[str, Agent, AgentEvent], None] = lambda w, a, e: None,
+                 ) -> None:
         self.settings = dict(queues)
         self.queues = queue_specs(queues)
         self.on_change = on_change
@@ -93,12 +94,18 @@ class Desk:
         self.waiting.pop(call, None)
         self._apply(work_id, self._agent(work_id), AgentEvent.ANSWER, now)
 
-    def missed(self, work_id: str, call: str, now: datetime, *, released: bool = False) -> None:
-        """An offer ended unanswered (``released``: not the lawyer's doing)."""
+    def missed(self, work_id: str, call: str, now: datetime, *, released: bool = False,
+               rejected: bool = False) -> None:
+        """An offer ended unanswered.
+
+        ``released``: not the lawyer's doing; ``rejected``: the lawyer declined it, which is
+        not counted as a miss.
+        """
         agent = self.agents.get(work_id)
         if agent is None or agent.state not in (AgentState.RESERVED, AgentState.RINGING):
             return
-        event = AgentEvent.RELEASE if released else AgentEvent.MISS
+        event = (AgentEvent.RELEASE if released else AgentEvent.REJECT if rejected
+                 else AgentEvent.MISS)
         max_missed = 10**9 if work_id in self.static else MAX_MISSED_OFFERS
         self._apply(work_id, agent, event, now, max_missed=max_missed)
         waiting = self.waiting.get(call)
@@ -173,5 +180,5 @@ class Desk:
             self.agents.pop(work_id, None)
         else:
             self.agents[work_id] = after
-        self.on_change(work_id, after)
+        self.on_change(work_id, after, event)
         return after

@@ -170,6 +170,12 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
                              else with_body, methods=["POST"], tags=["通话"],
                              summary=summary, response_model=CallOut, name=f"call_{name}")
 
+    @router.post("/offers/{key}/reject", tags=["通话"], summary="拒接振铃中的来电",
+                 response_model=AgentOut)
+    async def reject(key: str, user: Annotated[UserView, desk_user]) -> AgentOut:
+        center().talk.reject(key, user.work_id)
+        return agent_out(user)
+
     action("hold", lambda cc, k, _: cc.talk.hold(k), "保持 (来电人听音乐)")
     action("unhold", lambda cc, k, _: cc.talk.unhold(k), "取消保持")
     action("transfer", lambda cc, k, b: cc.talk.transfer(k, b.target, b.attended),

@@ -10,6 +10,7 @@ from scripted import queue_caller, until
 
 from hotline.api.app import create_app
 from hotline.domain import Language, Role
+from hotline.store import agents as ledger_agents
 from hotline.store import users as store_users
 from hotline.store.session import session_scope
 from hotline.telephony import protocol as p
@@ -112,3 +113,26 @@ async def test_without_telephony_the_desk_is_503(make_center):
         reply = await client.get("/api/v1/agent",
                                  headers={"Authorization": f"Bearer {token['token']}"})
     assert reply.status_code == 503 and reply.json()["code"] == "telephony.disabled"
+
+
+async def test_reject_passes_the_caller_on_and_the_desk_timeline_is_kept(desk):
+    cc, sent, client, tokens = desk
+    for work_id in ("8001", "8002"):
+        await client.post("/api/v1/agent/login", json={}, headers=tokens[work_id])
+    i = await queue_caller(cc, sent)
+    i, ring = await until(sent, p.Originate, i)
+    first = ring.uri[4:8]
+    second = "8002" if first == "8001" else "8001"
+    nobody = await client.post("/api/v1/offers/k1/reject", headers=tokens[second])
+    assert nobody.status_code == 404  # not ringing for them: not theirs to see
+    rejected = await client.post("/api/v1/offers/k1/reject", headers=tokens[first])
+    assert rejected.status_code == 200
+    i, hangup = await until(sent, p.Hangup, i, leg=ring.leg, reason="rejected")
+    cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "rejected", 603))
+    await until(sent, p.Originate, i, uri=f"sip:{second}@10.0.0.1")
+    me = (await client.get("/api/v1/agent", headers=tokens[first])).json()
+    assert me["state"] == "idle" and me["missed"] == 0  # declining is not missing
+    timeline = await cc.ledger.run(ledger_agents.timeline, first)
+    kinds = [(kind, state) for _, kind, _, state in timeline]
+    assert kinds[0] == ("login", "idle")
+    assert ("state", "ringing") in kinds and kinds[-1] == ("state", "idle")
