@@ -24,7 +24,7 @@ from hotline import commands as cmd
 from hotline import events as ev
 from hotline.acd.agents import Agent, AgentEvent
 from hotline.acd.desk import Desk
-from hotline.callers import mask_number
+from hotline.callers import CallerFacts, mask_number
 from hotline.config import Settings
 from hotline.conversation import AgentLeg, Conversations, now_epoch
 from hotline.domain import AgentEventKind, AgentStatus, CallEventKind, EndReason, Language, Priority
@@ -99,6 +99,9 @@ class LiveCall:
     queued_since: datetime | None = None
     priority: Priority = Priority.NORMAL
     language: Language = Language.MANDARIN
+    facts: CallerFacts | None = None
+    asked_for: str = ""  # 点名: the work id the caller keyed
+    asked_timer: asyncio.TimerHandle | None = None
     agent_since: datetime | None = None
     queue_timers: list[asyncio.TimerHandle] = field(default_factory=list)
     announce_token: int | None = None
@@ -321,11 +324,13 @@ class CallCenter:
         window = self.settings.callers.repeat_window_days
 
         def open_and_look_up(session: Any) -> tuple[ledger_calls.OpenedCall, Any]:
+            # Facts first: the ticket opened below must not make the caller a "repeat".
+            facts = lookup_caller_facts(session, number, call.started, window)
             opened = ledger_calls.open_call(
                 session, sip_call_id=offer.sip_call_id, line=offer.to_user,
                 caller_number=number, flow=flow_id, worker=worker, at=call.started,
                 local_day=local.date(), data={"remote": offer.remote, "worker_call": call.key})
-            return opened, lookup_caller_facts(session, number, call.started, window)
+            return opened, facts
 
         try:
             try:
@@ -340,6 +345,7 @@ class CallCenter:
             if call.ended:  # the caller hung up while we were writing
                 self._close(call)
                 return
+            call.facts = facts
             call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz)
             log.info("来电 %s → %s (%s), 工单 %s, 媒体进程 %s", mask_number(number),
                      offer.to_user, flow_id, opened.ticket_no, worker)
@@ -418,8 +424,7 @@ class CallCenter:
         elif isinstance(command, cmd.Enqueue):
             self._enqueue(call, command)
         elif isinstance(command, cmd.TransferToLawyer):
-            # No ACD yet: work ids cannot be resolved, so the flow's fallback runs at once.
-            self._later(call, 0, ev.TransferFailed("no_agent_routing"))
+            self.talk.ask_for(call, command.work_id, command.timeout)
         elif isinstance(command, cmd.TransferOut):
             self.talk.call_out(call, command.number)
         elif isinstance(command, cmd.Hangup):

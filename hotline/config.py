@@ -224,6 +224,9 @@ class CallerSettings(_Section):
     """Caller facts the flows can branch on."""
 
     repeat_window_days: int = Field(30, ge=1, le=3650)
+    # 首问负责: a repeat caller waits this long for the lawyer of their last ticket (when that
+    # lawyer is on duty) before anyone else may take the call.
+    prefer_last_lawyer_seconds: int = Field(30, ge=0, le=600)
 
 
 class QueueSettings(_Section):

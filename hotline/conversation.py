@@ -27,7 +27,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from hotline import events as ev
@@ -215,11 +215,46 @@ class Conversations:
     # --- from the coordinator -----------------------------------------------------------
 
     def queued(self, call: LiveCall) -> None:
-        """A caller entered a queue: the desk offers them to lawyers as they are free."""
+        """A caller entered a queue: the desk offers them to lawyers as they are free.
+
+        A repeat caller waits a little for the lawyer of their last ticket first (首问负责),
+        when that lawyer is on duty.
+        """
         call.queued = True
-        self.center.desk.enqueue(call.key, call.queue, call.queued_since or self.center.now(),
-                                 priority=call.priority, language=call.language)
+        now = self.center.now()
+        last = call.facts.last_lawyer if call.facts is not None else None
+        wait = self.center.settings.callers.prefer_last_lawyer_seconds
+        preferred = last if last and wait and last in self.center.desk.agents else None
+        self.center.desk.enqueue(call.key, call.queue, call.queued_since or now,
+                                 priority=call.priority, language=call.language,
+                                 preferred=preferred,
+                                 until=now + timedelta(seconds=wait) if preferred else None)
         self.route()
+
+    def ask_for(self, call: LiveCall, work_id: str, timeout: int) -> None:
+        """点名: the caller keyed a lawyer's work id; ring only them, for ``timeout`` s."""
+        desk, now = self.center.desk, self.center.now()
+        if work_id not in desk.agents:
+            asyncio.get_running_loop().call_soon(
+                self.center.feed, call, ev.TransferFailed("not_on_duty"))
+            return
+        call.queued, call.asked_for = True, work_id
+        call.queued_since = call.queued_since or now
+        desk.enqueue(call.key, "general", now, priority=call.priority,
+                     language=call.language, preferred=work_id,
+                     until=now + timedelta(seconds=timeout))
+        self.music_on(call)
+        call.asked_timer = asyncio.get_running_loop().call_later(
+            timeout, self._ask_timed_out, call)
+        self.route()
+
+    def _ask_timed_out(self, call: LiveCall) -> None:
+        call.asked_timer = None
+        if not call.queued or call.ended or call.lawyer is not None:
+            return
+        self.stop_waiting(call)
+        self._music_off(call)
+        self.center.feed(call, ev.TransferFailed("no_answer"))
 
     def route(self) -> None:
         """Ring the lawyers the desk picks now; keep routing while callers wait."""
@@ -405,8 +440,13 @@ class Conversations:
                 self._send(call, p.Hangup(call.key, "not_needed", leg=leg.name))
                 return
             call.queued = False
+            if call.asked_timer is not None:
+                call.asked_timer.cancel()
+                call.asked_timer = None
             if leg.agent:
                 self.center.desk.answered(leg.agent, call.key, at)
+                if call.db_id is not None:
+                    self.center.ledger.post(ledger_calls.assign_lawyer, call.db_id, leg.agent)
             for other in call.legs.values():  # ring-all: the others stop ringing
                 if other is not leg and other.role == "lawyer" and other.state == "ringing":
                     self._send(call, p.Hangup(call.key, "answered_elsewhere", leg=other.name))

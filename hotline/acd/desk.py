@@ -141,12 +141,16 @@ class Desk:
     # --- callers ------------------------------------------------------------------------
 
     def enqueue(self, call: str, queue: str, since: datetime, *,
-                priority: Priority = Priority.NORMAL,
-                language: Language = Language.MANDARIN) -> None:
-        """A caller waits in ``queue`` (unknown queues wait in 综合 / the first queue)."""
+                priority: Priority = Priority.NORMAL, language: Language = Language.MANDARIN,
+                preferred: str | None = None, until: datetime | None = None) -> None:
+        """A caller waits in ``queue`` (unknown queues wait in 综合 / the first queue).
+
+        ``preferred`` is the lawyer they wait for alone until ``until`` (首问负责, 点名).
+        """
         if queue not in self.queues:
             queue = "general" if "general" in self.queues else next(iter(self.queues))
-        self.waiting[call] = WaitingCall(call, queue, since, priority, language)
+        self.waiting[call] = WaitingCall(call, queue, since, priority, language,
+                                         preferred_agent=preferred, preferred_until=until)
 
     def withdraw(self, call: str) -> None:
         """The caller left the queue (hung up, overflow)."""

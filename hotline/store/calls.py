@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline.domain import CallEventKind, Category, EndReason, Language, Priority
-from hotline.store.tables import Call, CallEvent, Recording, Ticket, TicketCounter
+from hotline.store.tables import Call, CallEvent, Recording, Ticket, TicketCounter, User
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,15 @@ def close_call(session: Session, call_id: int, *, at: datetime, reason: EndReaso
             ticket.callback_number = str(ivr_vars["callback_number"])
     append_events(session, call_id, [(at, CallEventKind.ENDED,
                                       {"reason": reason.value, **dict(data or {})})])
+
+
+def assign_lawyer(session: Session, call_id: int, work_id: str) -> None:
+    """The lawyer who took the call, on the call and its ticket (for 首问负责 next time)."""
+    user_id = session.scalar(select(User.id).where(User.work_id == work_id))
+    if user_id is None:
+        return  # a duty phone without an account
+    session.execute(update(Call).where(Call.id == call_id).values(lawyer_id=user_id))
+    session.execute(update(Ticket).where(Ticket.call_id == call_id).values(lawyer_id=user_id))
 
 
 def add_recording(session: Session, call_id: int, path: str, started_at: datetime) -> int:

@@ -3,6 +3,7 @@ are offered to the right phone, misses and wrap-up change who is rung next.
 """
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +11,10 @@ from scripted import queue_caller, until
 
 from hotline.acd.desk import Desk
 from hotline.config import load_settings
-from hotline.domain import AgentState, AgentStatus, Language, Priority
+from hotline.domain import AgentState, AgentStatus, Language, Priority, Role
 from hotline.errors import DomainError
+from hotline.store import users as store_users
+from hotline.store.session import session_scope
 from hotline.telephony import protocol as p
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
@@ -92,3 +95,46 @@ def test_desk_pause_resume_logout_and_missed_offers_break():
     desk.login("8003", "sip:8003@h", T0, skills={"labor": 3},
                languages=frozenset({Language.MANDARIN}))
     assert desk.wrap_up_seconds("8003") == settings.queues["labor"].wrap_up
+
+
+async def test_a_repeat_caller_is_offered_to_the_lawyer_of_their_last_ticket(make_center):
+    cc, sent, factory, ledger = make_center()
+    with session_scope(factory) as s:
+        for work_id in ("8001", "8002"):
+            store_users.add_user(s, work_id, name="律师", role=Role.LAWYER,
+                                 password="correct-horse-1")
+    cc.desk.login("8001", "sip:8001@h", cc.now(), skills={"general": 4})
+    i = await queue_caller(cc, sent, "k1")
+    assert not cc.calls["k1"].facts.repeat  # its own new ticket does not count
+    i, ring = await until(sent, p.Originate, i)
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i)
+    cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
+    cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "caller_gone", 0))
+    await asyncio.sleep(0.05)
+    cc.desk.wrap_done("8001", cc.now())
+    # 8002 has been idle longest: without 首问负责 the next caller would go to them.
+    cc.desk.login("8002", "sip:8002@h", cc.now() - timedelta(hours=1), skills={"general": 4})
+    cc.desk.agents["8002"] = replace(cc.desk.agents["8002"], since=cc.now() - timedelta(hours=1))
+    ledger.flush()
+    i = await queue_caller(cc, sent, "k2")  # the same number calls again
+    i, ring = await until(sent, p.Originate, i, call="k2")
+    assert cc.calls["k2"].facts.last_lawyer == "8001", cc.calls["k2"].facts
+    assert ring.uri == "sip:8001@h"
+
+
+async def test_asking_for_a_lawyer_by_work_id(make_center):
+    cc, sent, factory, ledger = make_center()
+    cc.desk.login("8001", "sip:8001@h", cc.now(), skills={"general": 1})
+    cc.desk.login("8002", "sip:8002@h", cc.now(), skills={"general": 5})
+    cc.on_worker_event("w1", p.CallOffered("k1", "sip-k1", "sip:139@h", "12348", "r"))
+    cc.on_worker_event("w1", p.LegAnswered("k1", "caller"))
+    i, _ = await until(sent, p.PlayFiles)
+    call = cc.calls["k1"]
+    cc.talk.ask_for(call, "8001", 1)  # 点名: only 8001 rings, for 1 s
+    i, ring = await until(sent, p.Originate, i)
+    assert ring.uri == "sip:8001@h"
+    cc.on_worker_event("w1", p.LegRinging("k1", ring.leg))
+    await until(sent, p.Hangup, i, leg=ring.leg, reason="overflow", timeout=3)
+    assert not call.queued and "k1" not in cc.desk.waiting
+    assert not [m for _, m in sent[i:] if isinstance(m, p.Originate) and m.uri == "sip:8002@h"]
