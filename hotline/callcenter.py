@@ -130,6 +130,8 @@ class CallCenter:
         self.publish: Callable[[dict[str, Any], Iterable[str], bool], None] = (
             lambda event, to, staff: None)
         self.talk = Conversations(self)
+        self._stats_at = 0.0
+        self._last_stats: dict[str, Any] = {}
         self._handle_times: list[float] = []
         self.desk = Desk(settings.queues, on_change=self._agent_changed)
         skills = {skill: 3 for q in settings.queues.values() for skill in q.skills}
@@ -137,6 +139,36 @@ class CallCenter:
             # Duty phones of the configuration: every skill and language, always on duty.
             self.desk.login(f"duty{n}", uri, self.now(), skills=skills,
                             languages=frozenset(Language), static=True)
+
+    def stats(self) -> dict[str, Any]:
+        """The wallboard: callers waiting per queue (and the longest wait), lawyers by state."""
+        now = self.now()
+        queues: dict[str, dict[str, Any]] = {
+            code: {"name": q.name, "waiting": 0, "longest": 0}
+            for code, q in self.settings.queues.items()}
+        for waiting in self.desk.waiting.values():
+            entry = queues.setdefault(waiting.queue, {"name": waiting.queue, "waiting": 0,
+                                                      "longest": 0})
+            entry["waiting"] += 1
+            entry["longest"] = max(entry["longest"],
+                                   round((now - waiting.since).total_seconds()))
+        agents: dict[str, int] = {}
+        for agent in self.desk.agents.values():
+            key = agent.state.value if agent.status is AgentStatus.AVAILABLE else (
+                agent.status.value)
+            agents[key] = agents.get(key, 0) + 1
+        live = sum(1 for c in self.calls.values() if not c.ended)
+        return {"type": "stats", "queues": queues, "agents": agents, "calls": live}
+
+    def publish_stats(self) -> None:
+        """Send the wallboard to supervisors when it changed (at most once a second)."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._stats_at < 1.0:
+            return
+        current = self.stats()
+        if current != self._last_stats:
+            self._stats_at, self._last_stats = loop_time, current
+            self.publish(current, (), True)
 
     def _agent_changed(self, work_id: str, agent: Agent, event: AgentEvent) -> None:
         log.debug("律师 %s: %s/%s", work_id, agent.status.value, agent.state.value)

@@ -274,6 +274,7 @@ class Conversations:
             self._tick = None
         if desk.waiting:
             self._tick = asyncio.get_running_loop().call_later(ROUTE_EVERY, self.route)
+        self.center.publish_stats()
 
     def call_out(self, call: LiveCall, number: str) -> None:
         """The IVR transfers the caller to an outside number (12345, 110...)."""

@@ -18,6 +18,7 @@ from hotline.callers import mask_number
 from hotline.conversation import CallControlError
 from hotline.domain import Role
 from hotline.errors import HotlineError
+from hotline.store.callers import caller_history
 from hotline.store.users import UserView
 
 if TYPE_CHECKING:
@@ -169,6 +170,18 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
         router.add_api_route(f"/calls/{{key}}/{name}", plain if body_model is None
                              else with_body, methods=["POST"], tags=["通话"],
                              summary=summary, response_model=CallOut, name=f"call_{name}")
+
+    @router.get("/calls/{key}/history", tags=["通话"], summary="来电人的历史工单")
+    async def history(key: str,
+                      user: Annotated[UserView, desk_user]) -> list[dict[str, Any]]:
+        call = owned(key, user)
+        return await center().ledger.run(caller_history, call.caller, call.started)
+
+    staff = require(current_user, Role.SUPERVISOR)
+
+    @router.get("/stats", tags=["管理"], summary="队列与坐席实时统计 (管理人员)")
+    async def stats(_user: Annotated[UserView, staff]) -> dict[str, Any]:
+        return center().stats()
 
     @router.post("/offers/{key}/reject", tags=["通话"], summary="拒接振铃中的来电",
                  response_model=AgentOut)

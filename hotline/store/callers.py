@@ -51,3 +51,34 @@ def lookup_caller_facts(session: Session, number: str, now: datetime,
         green_channel=bool(known and known.green_channel),
         green_reasons=_green_reasons(known.green_reasons) if known is not None else (),
     )
+
+
+def caller_history(session: Session, number: str, before: datetime,
+                   limit: int = 20) -> list[dict[str, object]]:
+    """A caller's earlier tickets (newest first) for the lawyer who talks to them now.
+
+    Confidential tickets show only their number and date.
+    """
+    number = number.strip()
+    if not number:
+        return []
+    rows = session.execute(
+        select(Ticket, User.work_id, User.name)
+        .outerjoin(User, User.id == Ticket.lawyer_id)
+        .where(Ticket.caller_number == number, Ticket.created_at < before)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
+    ).all()
+    out: list[dict[str, object]] = []
+    for ticket, work_id, name in rows:
+        item: dict[str, object] = {"ticket_no": ticket.ticket_no,
+                                   "created_at": ticket.created_at.isoformat()}
+        if not ticket.confidential:
+            item.update({
+                "status": ticket.status.value, "status_label": ticket.status.label,
+                "category": ticket.category.value if ticket.category else None,
+                "category_label": ticket.category.label if ticket.category else None,
+                "summary": ticket.summary, "answer": ticket.answer,
+                "disposition": ticket.disposition.value if ticket.disposition else None,
+                "lawyer": work_id, "lawyer_name": name})
+        out.append(item)
+    return out

@@ -136,3 +136,31 @@ async def test_reject_passes_the_caller_on_and_the_desk_timeline_is_kept(desk):
     kinds = [(kind, state) for _, kind, _, state in timeline]
     assert kinds[0] == ("login", "idle")
     assert ("state", "ringing") in kinds and kinds[-1] == ("state", "idle")
+
+
+async def test_history_of_the_caller_and_the_wallboard(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    # An earlier call of the same number, never answered by a lawyer.
+    cc.on_worker_event("w1", p.CallOffered("k0", "sip-k0", "sip:13800138000@h", "12348", "r"))
+    cc.on_worker_event("w1", p.LegAnswered("k0", "caller"))
+    await until(sent, p.PlayFiles, call="k0")
+    first_ticket = cc.calls["k0"].ticket_no
+    cc.on_worker_event("w1", p.LegEnded("k0", "caller", "remote_hangup", 200))
+    await asyncio.sleep(0.05)
+    i = await queue_caller(cc, sent, number="13800138000")
+    board = (await client.get("/api/v1/stats", headers=tokens["9001"])).json()
+    assert sum(q["waiting"] for q in board["queues"].values()) == 1
+    assert (await client.get("/api/v1/stats", headers=lawyer)).status_code == 403
+    await client.post("/api/v1/agent/login", json={}, headers=lawyer)
+    i, ring = await until(sent, p.Originate, i)
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i)
+    cc.ledger.flush()
+    history = (await client.get("/api/v1/calls/k1/history", headers=lawyer)).json()
+    assert [h["ticket_no"] for h in history] == [first_ticket]
+    assert history[0]["status"] == "accepted" and "summary" in history[0]
+    assert (await client.get("/api/v1/calls/k1/history",
+                             headers=tokens["8002"])).status_code == 404
+    board = (await client.get("/api/v1/stats", headers=tokens["9001"])).json()
+    assert board["agents"] == {"in_call": 1} and board["calls"] == 1

@@ -84,6 +84,8 @@ async def test_offer_call_state_and_end_reach_the_right_consoles(served):
         assert offer["caller"] == "138****8000" and offer["queue"]
         assert offer["ivr_path"] and offer["ticket_no"].startswith("12348-")
         assert (await _next(boss, "offer"))["call"] == offer["call"]
+        board = await _next(boss, "stats")  # the wallboard follows the queue
+        assert board["agents"] and "queues" in board
         i, ring = await until(sent, p.Originate, i)
         cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
         state = await _next(lawyer, "call")
