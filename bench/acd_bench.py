@@ -30,7 +30,9 @@ LANGS = [Language.MANDARIN] * 6 + [Language.HUBEI, Language.SOUTHWESTERN, Langua
 
 def build(rng: random.Random, lawyers: int, calls: int, queues: int):
     skills = [f"s{i}" for i in range(queues)]
-    strategies = list(QueueStrategy)
+    # The single-pick strategies (ring-all at this scale rings every eligible lawyer).
+    strategies = [q for q in QueueStrategy
+                  if q not in (QueueStrategy.RING_ALL, QueueStrategy.RING_PROGRESSIVELY)]
     specs = {"general": QueueSpec("general", ("s0",), QueueStrategy.LONGEST_IDLE_AGENT)}
     for i, skill in enumerate(skills[1:], start=1):
         specs[skill] = QueueSpec(skill, (skill,), strategies[i % len(strategies)],
