@@ -159,3 +159,10 @@ MESSAGES.update({
 MESSAGES.update({
     "telephony.disabled": "本节点未启用电话功能 (telephony.enabled = false)",
 })
+
+MESSAGES.update({
+    # tickets after the call, hotline/store/tickets.py
+    "ticket.not_found": "工单 {ticket} 不存在",
+    "ticket.closed": "工单 {ticket} 已{status}, 不能再修改话后整理",
+    "ticket.incomplete": "话后整理未完成: {problems}",
+})

@@ -9,6 +9,7 @@ offers and the WebSocket event stream join with the ACD.
 """
 
 
+import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -23,11 +24,12 @@ from hotline import __version__
 from hotline.api.auth import Auth, current_user_dependency, install_errors, require
 from hotline.api.desk_routes import desk_router
 from hotline.api.events import EventHub, events_router
-from hotline.domain import Role
+from hotline.domain import Category, Disposition, Language, Role
 from hotline.errors import AuthError
 from hotline.store import api_sessions
 from hotline.store.session import session_scope
 from hotline.store.tables import AuditLog
+from hotline.store.tickets import WrapUp, submit_wrapup
 from hotline.store.users import UserView, list_users, verify_password
 
 if TYPE_CHECKING:
@@ -55,6 +57,24 @@ class UserOut(BaseModel):
     skills: dict[str, int]
     languages: list[str]
     active: bool
+
+
+class WrapUpIn(BaseModel):
+    """The ticket fields a lawyer fills after the call (话后整理)."""
+
+    disposition: Disposition
+    category: Category | None = None
+    subcategory: str | None = Field(None, max_length=64)
+    summary: str | None = Field(None, max_length=4000)
+    answer: str | None = Field(None, max_length=8000)
+    referral_target: str | None = Field(None, max_length=200)
+    caller_name: str | None = Field(None, max_length=100)
+    caller_declined_identity: bool = False
+    callback_number: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9-]{3,40}$")
+    language: Language | None = None
+    tags: tuple[str, ...] = Field((), max_length=20)
+    legal_aid_hints: tuple[str, ...] = Field((), max_length=20)
+    confidential: bool = False
 
 
 class LoginResponse(BaseModel):
@@ -166,6 +186,23 @@ def create_app(status: Callable[[], dict[str, Any]],
             return [_out(u) for u in list_users(session)]
 
     app.include_router(desk_router(center, current_user))
+    desk_user = require(current_user, Role.LAWYER, Role.SUPERVISOR)
+
+    @app.put("/api/v1/tickets/{ticket_no}/wrapup", tags=["工单"], summary="话后整理 (提交工单)")
+    async def wrapup(ticket_no: str, body: WrapUpIn,
+                     user: Annotated[UserView, desk_user]) -> dict[str, Any]:
+        wrap = WrapUp(**body.model_dump(exclude_none=False))
+
+        def save() -> dict[str, object]:
+            with session_scope(factory) as session:
+                return submit_wrapup(session, ticket_no, user, wrap, now())
+
+        result = await asyncio.to_thread(save)
+        cc = center()
+        if cc is not None and user.work_id in cc.desk.agents:
+            cc.desk.wrap_done(user.work_id, cc.now())  # ready for the next caller
+            cc.talk.route()
+        return result
 
     def hello(user: UserView) -> dict[str, Any]:
         cc = center()

@@ -27,7 +27,8 @@ from hotline.store.users import UserView
 _bearer = HTTPBearer(auto_error=False)
 
 STATUS = {"auth.denied": 403, "auth.bad_credentials": 401, "auth.invalid_token": 401,
-          "auth.disabled": 401, "auth.missing_token": 401, "telephony.disabled": 503}
+          "auth.disabled": 401, "auth.missing_token": 401, "telephony.disabled": 503,
+          "ticket.incomplete": 422}
 
 
 def status_of(error: HotlineError) -> int:

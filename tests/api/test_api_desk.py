@@ -164,3 +164,38 @@ async def test_history_of_the_caller_and_the_wallboard(desk):
                              headers=tokens["8002"])).status_code == 404
     board = (await client.get("/api/v1/stats", headers=tokens["9001"])).json()
     assert board["agents"] == {"in_call": 1} and board["calls"] == 1
+
+
+async def test_wrap_up_closes_the_ticket_and_frees_the_lawyer(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    await client.post("/api/v1/agent/login", json={}, headers=lawyer)
+    i = await queue_caller(cc, sent, number="13800138000")
+    i, ring = await until(sent, p.Originate, i)
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i)
+    ticket = cc.calls["k1"].ticket_no
+    cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
+    cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "caller_gone", 0))
+    await asyncio.sleep(0.05)
+    cc.ledger.flush()
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "wrap_up"
+    url = f"/api/v1/tickets/{ticket}/wrapup"
+    incomplete = await client.put(url, json={"disposition": "answered"}, headers=lawyer)
+    assert incomplete.status_code == 422
+    assert incomplete.json()["message"] == ("话后整理未完成: 请选择咨询类别; 请填写事项; "
+                                            "请填写答复意见")
+    bad = await client.put(url, json={"disposition": "shrug"}, headers=lawyer)
+    assert bad.status_code == 422 and bad.json()["code"] == "api.bad_request"
+    other = await client.put(url, json={"disposition": "dropped"}, headers=tokens["8002"])
+    assert other.status_code == 404 and other.json()["code"] == "ticket.not_found"
+    done = await client.put(url, json={
+        "disposition": "answered", "category": "labor", "summary": "工资被拖欠三个月",
+        "answer": "可向劳动监察大队投诉, 或申请劳动仲裁", "tags": ["欠薪"]}, headers=lawyer)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "closed" and done.json()["closed_at"]
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "idle"
+    again = await client.put(url, json={"disposition": "dropped"}, headers=lawyer)
+    assert again.status_code == 409 and again.json()["code"] == "ticket.closed"
+    history = (await client.get("/api/v1/calls/mine", headers=lawyer)).json()
+    assert history == []

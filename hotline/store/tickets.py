@@ -1,0 +1,104 @@
+"""Tickets after the call: the lawyer's wrap-up (事项, 答复意见, disposition) and the closed loop.
+
+:func:`submit_wrapup` fills a call's ticket and moves it along 受理 → 办理 → 办结: a question
+answered (or referred, or sent to legal aid...) is closed at once; a reply by appointment
+(约期答复) stays in 办理 with a due date. Every move is a ``ticket_history`` row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotline.domain import Category, Disposition, Language, Role, TicketStatus
+from hotline.errors import ConflictError, DomainError, NotFoundError
+from hotline.store.tables import Ticket, TicketHistory
+from hotline.store.users import UserView
+
+# 约期答复: the reply is due within this many days (DOMAIN.md: e.g. within 3 days).
+APPOINTMENT_DAYS = 3
+# Dispositions that need no legal content (a silent call, a non-legal matter).
+_NO_CONTENT = {Disposition.DROPPED, Disposition.NON_LEGAL}
+
+
+@dataclass(frozen=True)
+class WrapUp:
+    """What the lawyer writes after the call."""
+
+    disposition: Disposition
+    category: Category | None = None
+    subcategory: str | None = None
+    summary: str | None = None
+    answer: str | None = None
+    referral_target: str | None = None
+    caller_name: str | None = None
+    caller_declined_identity: bool = False
+    callback_number: str | None = None
+    language: Language | None = None
+    tags: tuple[str, ...] = ()
+    legal_aid_hints: tuple[str, ...] = ()
+    confidential: bool = False
+
+
+def problems(w: WrapUp) -> list[str]:
+    """Every missing or inconsistent field, in Chinese (empty: the wrap-up is complete)."""
+    out = []
+    if w.disposition not in _NO_CONTENT:
+        if w.category is None:
+            out.append("请选择咨询类别")
+        if not (w.summary or "").strip():
+            out.append("请填写事项")
+        if w.disposition is not Disposition.APPOINTMENT and not (w.answer or "").strip():
+            out.append("请填写答复意见")
+    if w.disposition is Disposition.REFERRED and not (w.referral_target or "").strip():
+        out.append("转办须填写转办单位 (例如 12345)")
+    return out
+
+
+def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp,
+                  now: datetime) -> dict[str, object]:
+    """Fill the ticket and move its status; the caller's lawyer only (or a supervisor).
+
+    Raises:
+        NotFoundError: ``ticket.not_found`` (also for someone else's ticket).
+        ConflictError: ``ticket.closed`` when it is past 办理.
+        DomainError: ``ticket.incomplete`` naming every missing field.
+    """
+    ticket = session.scalar(select(Ticket).where(Ticket.ticket_no == ticket_no))
+    staff = user.role in (Role.SUPERVISOR, Role.ADMIN)
+    if ticket is None or (not staff and ticket.lawyer_id != user.id):
+        raise NotFoundError("ticket.not_found", ticket=ticket_no)
+    if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.PROCESSING):
+        raise ConflictError("ticket.closed", ticket=ticket_no, status=ticket.status.label)
+    missing = problems(wrap)
+    if missing:
+        raise DomainError("ticket.incomplete", problems="; ".join(missing))
+    before = ticket.status
+    for name in ("disposition", "category", "subcategory", "summary", "answer",
+                 "referral_target", "caller_name", "caller_declined_identity",
+                 "callback_number", "language", "confidential"):
+        value = getattr(wrap, name)
+        if value is not None:
+            setattr(ticket, name, value)
+    ticket.tags = list(wrap.tags)
+    ticket.legal_aid_hints = list(wrap.legal_aid_hints)
+    if wrap.disposition is Disposition.APPOINTMENT:
+        ticket.status = TicketStatus.PROCESSING
+        ticket.due_at = now + timedelta(days=APPOINTMENT_DAYS)
+    else:
+        ticket.status = TicketStatus.CLOSED
+        ticket.closed_at = now
+    if ticket.lawyer_id is None and not staff:
+        ticket.lawyer_id = user.id
+    session.add(TicketHistory(ticket_id=ticket.id, at=now, from_status=before,
+                              to_status=ticket.status, user_id=user.id,
+                              note=f"话后整理: {wrap.disposition.label}"))
+    session.flush()
+    return {"ticket_no": ticket.ticket_no, "status": ticket.status.value,
+            "status_label": ticket.status.label,
+            "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+            "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
+            "disposition": wrap.disposition.value}
