@@ -179,6 +179,30 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
 
     staff = require(current_user, Role.SUPERVISOR)
 
+    @router.get("/agents", tags=["管理"], summary="在岗律师 (管理人员)",
+                response_model=list[AgentOut])
+    async def agents(_user: Annotated[UserView, staff]) -> list[AgentOut]:
+        cc = center()
+        return [AgentOut(work_id=w, status=a.status.value, state=a.state.value,
+                         break_reason=a.break_reason, phone=cc.desk.phones.get(w, ""),
+                         calls=a.calls, talk_seconds=a.talk_seconds, missed=a.missed)
+                for w, a in sorted(cc.desk.agents.items())]
+
+    @router.post("/agents/{work_id}/status", tags=["管理"],
+                 summary="设置律师状态 (管理人员, 例如漏接后恢复示闲)", response_model=AgentOut)
+    async def set_agent_status(work_id: str, body: StatusChange,
+                               _user: Annotated[UserView, staff]) -> AgentOut:
+        cc = center()
+        if body.status == "available":
+            agent = cc.desk.resume(work_id, cc.now())
+            cc.talk.route()
+        else:
+            agent = cc.desk.pause(work_id, body.reason or "班长设置", cc.now())
+        return AgentOut(work_id=work_id, status=agent.status.value, state=agent.state.value,
+                        break_reason=agent.break_reason, phone=cc.desk.phones.get(work_id, ""),
+                        calls=agent.calls, talk_seconds=agent.talk_seconds,
+                        missed=agent.missed)
+
     @router.get("/stats", tags=["管理"], summary="队列与坐席实时统计 (管理人员)")
     async def stats(_user: Annotated[UserView, staff]) -> dict[str, Any]:
         return center().stats()

@@ -199,3 +199,29 @@ async def test_wrap_up_closes_the_ticket_and_frees_the_lawyer(desk):
     assert again.status_code == 409 and again.json()["code"] == "ticket.closed"
     history = (await client.get("/api/v1/calls/mine", headers=lawyer)).json()
     assert history == []
+
+
+async def test_the_supervisor_sees_why_a_lawyer_is_on_break_and_puts_them_back(desk):
+    cc, sent, client, tokens = desk
+    await client.post("/api/v1/agent/login", json={}, headers=tokens["8001"])
+    for n in range(3):  # three offers missed in a row
+        i = await queue_caller(cc, sent, key=f"m{n}")
+        i, ring = await until(sent, p.Originate, i, call=f"m{n}")
+        cc.on_worker_event("w1", p.LegEnded(f"m{n}", ring.leg, "no_answer", 408))
+        if n < 2:  # still available: the waiting caller is offered again, then hangs up
+            i, again = await until(sent, p.Originate, i + 1, call=f"m{n}")
+            cc.on_worker_event("w1", p.LegEnded(f"m{n}", "caller", "remote_hangup", 200))
+            cc.on_worker_event("w1", p.LegEnded(f"m{n}", again.leg, "caller_gone", 0))
+        else:
+            cc.on_worker_event("w1", p.LegEnded(f"m{n}", "caller", "remote_hangup", 200))
+        await asyncio.sleep(0.05)
+    [row] = (await client.get("/api/v1/agents", headers=tokens["9001"])).json()
+    assert (row["work_id"], row["status"], row["break_reason"]) == (
+        "8001", "on_break", "missed_offers")
+    assert (await client.get("/api/v1/agents", headers=tokens["8001"])).status_code == 403
+    back = await client.post("/api/v1/agents/8001/status", json={"status": "available"},
+                             headers=tokens["9001"])
+    assert back.status_code == 200 and back.json()["status"] == "available"
+    nobody = await client.post("/api/v1/agents/4040/status", json={"status": "available"},
+                               headers=tokens["9001"])
+    assert nobody.status_code == 409 and nobody.json()["code"] == "agent.not_logged_in"
