@@ -89,16 +89,19 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
             raise HotlineError("telephony.disabled")
         return found
 
-    def agent_out(user: UserView) -> AgentOut:
+    def desk_row(work_id: str) -> AgentOut:
         cc = center()
-        agent = cc.desk.agents.get(user.work_id)
+        agent = cc.desk.agents.get(work_id)
         if agent is None:
-            return AgentOut(work_id=user.work_id, status="logged_out", state="idle",
+            return AgentOut(work_id=work_id, status="logged_out", state="idle",
                             break_reason="", phone="", calls=0, talk_seconds=0, missed=0)
-        return AgentOut(work_id=user.work_id, status=agent.status.value,
-                        state=agent.state.value, break_reason=agent.break_reason,
-                        phone=cc.desk.phones.get(user.work_id, ""), calls=agent.calls,
-                        talk_seconds=agent.talk_seconds, missed=agent.missed)
+        return AgentOut(work_id=work_id, status=agent.status.value, state=agent.state.value,
+                        break_reason=agent.break_reason, phone=cc.desk.phones.get(work_id, ""),
+                        calls=agent.calls, talk_seconds=agent.talk_seconds,
+                        missed=agent.missed)
+
+    def agent_out(user: UserView) -> AgentOut:
+        return desk_row(user.work_id)
 
     @router.get("/agent", tags=["坐席"], summary="我的坐席状态", response_model=AgentOut)
     async def agent_state(user: Annotated[UserView, desk_user]) -> AgentOut:
@@ -182,11 +185,7 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
     @router.get("/agents", tags=["管理"], summary="在岗律师 (管理人员)",
                 response_model=list[AgentOut])
     async def agents(_user: Annotated[UserView, staff]) -> list[AgentOut]:
-        cc = center()
-        return [AgentOut(work_id=w, status=a.status.value, state=a.state.value,
-                         break_reason=a.break_reason, phone=cc.desk.phones.get(w, ""),
-                         calls=a.calls, talk_seconds=a.talk_seconds, missed=a.missed)
-                for w, a in sorted(cc.desk.agents.items())]
+        return [desk_row(work_id) for work_id in sorted(center().desk.agents)]
 
     @router.post("/agents/{work_id}/status", tags=["管理"],
                  summary="设置律师状态 (管理人员, 例如漏接后恢复示闲)", response_model=AgentOut)
@@ -194,14 +193,11 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
                                _user: Annotated[UserView, staff]) -> AgentOut:
         cc = center()
         if body.status == "available":
-            agent = cc.desk.resume(work_id, cc.now())
+            cc.desk.resume(work_id, cc.now())
             cc.talk.route()
         else:
-            agent = cc.desk.pause(work_id, body.reason or "班长设置", cc.now())
-        return AgentOut(work_id=work_id, status=agent.status.value, state=agent.state.value,
-                        break_reason=agent.break_reason, phone=cc.desk.phones.get(work_id, ""),
-                        calls=agent.calls, talk_seconds=agent.talk_seconds,
-                        missed=agent.missed)
+            cc.desk.pause(work_id, body.reason or "班长设置", cc.now())
+        return desk_row(work_id)
 
     @router.get("/stats", tags=["管理"], summary="队列与坐席实时统计 (管理人员)")
     async def stats(_user: Annotated[UserView, staff]) -> dict[str, Any]:
