@@ -105,18 +105,32 @@ class Conversations:
         self._event(call, CallEventKind.UNHOLD, {"leg": lawyer.name})
         self.notify(call)
 
-    def transfer(self, key: str, target: str, attended: bool = False) -> str:
-        """Transfer to a SIP URI or an outside number; returns the new leg's name.
+    def transfer(self, key: str, target: str = "", attended: bool = False, *,
+                 lawyer_id: str = "", queue: str = "") -> str:
+        """Transfer the caller; returns the new leg's name ("" for a queue).
 
-        Blind: the lawyer leaves at once and the caller waits with music for the target.
-        Attended: the caller holds while the lawyer consults the target; then
-        :meth:`complete_transfer`, :meth:`conference` or :meth:`cancel_transfer`.
+        Targets: a SIP URI or an outside number (``target``), a lawyer on duty by work id
+        (``lawyer_id``), or a queue (``queue``, blind only). Blind: the lawyer leaves at
+        once and the caller waits with music for the target (in a queue: like any caller,
+        keeping their priority). Attended: the caller holds while the lawyer consults the
+        target; then :meth:`complete_transfer`, :meth:`conference` or
+        :meth:`cancel_transfer`.
         """
         call = self._call(key)
         lawyer = self._require_lawyer(call)
         if call.consult:
             raise CallControlError("call.bad_state", action="transfer", state=self._state(call))
-        uri, outside = self.target_uri(target)
+        if queue:
+            if attended or queue not in self.center.desk.queues:
+                raise CallControlError("call.bad_target", target=queue)
+            self._to_queue(call, lawyer, queue)
+            return ""
+        agent = ""
+        if lawyer_id:
+            uri, outside, agent = self._claim(lawyer_id), False, lawyer_id
+            target = f"lawyer:{lawyer_id}"
+        else:
+            uri, outside = self.target_uri(target)
         mode = "attended" if attended else "blind"
         self._event(call, CallEventKind.TRANSFER, {"mode": mode, "stage": "started",
                                                    "to": _mask(target), "from": lawyer.name})
@@ -125,6 +139,7 @@ class Conversations:
             self._send(call, p.Connect(call.key, (lawyer.name,)))
             self.music_on(call)
             name = self._originate(call, "consult", uri)
+            call.legs[name].agent = agent
             call.consult = name
             self.notify(call)
             return name
@@ -136,8 +151,29 @@ class Conversations:
         call.held = False
         self.music_on(call)
         name = self._originate(call, "transfer", uri)
+        call.legs[name].agent = agent
         self.notify(call)
         return name
+
+    def _claim(self, work_id: str) -> str:
+        """A lawyer on duty and free, reserved for a transfer; their phone's URI."""
+        desk, now = self.center.desk, self.center.now()
+        agent = desk.agents.get(work_id)
+        if agent is None or not agent.takes_calls:
+            raise CallControlError("call.lawyer_busy", lawyer=work_id)
+        desk.claim(work_id, now)
+        return desk.phones[work_id]
+
+    def _to_queue(self, call: LiveCall, lawyer: AgentLeg, queue: str) -> None:
+        """Blind transfer to a queue: the lawyer leaves, the caller waits there."""
+        self._event(call, CallEventKind.TRANSFER, {"mode": "blind", "stage": "queued",
+                                                   "to": queue, "from": lawyer.name})
+        self._send(call, p.Hangup(call.key, "transferred", leg=lawyer.name))
+        call.lawyer, call.held, call.queue = None, False, queue
+        call.queued_since = self.center.now()
+        self.music_on(call)
+        self.queued(call)
+        self.notify(call)
 
     def complete_transfer(self, key: str) -> None:
         """Attended transfer: the caller talks to the consulted party, the lawyer leaves."""
@@ -464,9 +500,13 @@ class Conversations:
             log.info("律师已接听: 工单 %s (%s)", call.ticket_no, _mask_uri(leg.uri))
             self.notify(call)
         elif leg.role == "transfer":
+            if leg.agent:
+                self.center.desk.answered(leg.agent, call.key, at)
             self._promote(call, leg)
             self._event(call, CallEventKind.TRANSFER, {"stage": "answered", "to": leg.name})
         else:  # consult: the lawyer and the consulted party talk, the caller holds
+            if leg.agent:
+                self.center.desk.answered(leg.agent, call.key, at)
             self._send(call, p.Connect(call.key, tuple(n for n in (call.lawyer, leg.name)
                                                        if n)))
             self._event(call, CallEventKind.TRANSFER, {"mode": "attended",
@@ -479,7 +519,7 @@ class Conversations:
         was = leg.state
         leg.state = "ended"
         if leg.agent:
-            self._agent_leg_ended(call, leg, was, message.reason)
+            self._agent_leg_ended(call, leg, message.reason)
         if call.ended or message.reason == "caller_gone":
             return  # the call's own end says it all; its timeline ends with ENDED
         self._event(call, CallEventKind.LEG_ENDED, {"leg": leg.name, "role": leg.role,
@@ -509,14 +549,18 @@ class Conversations:
                 self._lawyer_left(call)
         self.notify(call)
 
-    def _agent_leg_ended(self, call: LiveCall, leg: AgentLeg, was: str, reason: str) -> None:
-        """Tell the desk: an offer that ended unanswered, or a conversation over."""
+    def _agent_leg_ended(self, call: LiveCall, leg: AgentLeg, reason: str) -> None:
+        """Tell the desk: an offer that ended unanswered, or a conversation over.
+
+        Whether the lawyer had answered is what counts (the leg's state may already say
+        "ended" when we hung it up ourselves, e.g. for a transfer).
+        """
         desk, now = self.center.desk, self.center.now()
-        if was == "ringing":
+        if leg.answered_at is None:
             desk.missed(leg.agent, call.key, now, released=reason in _RELEASED,
                         rejected=reason == "rejected")
-        elif was == "up":
-            talked = (now - leg.answered_at).total_seconds() if leg.answered_at else 0.0
+        else:
+            talked = (now - leg.answered_at).total_seconds()
             wrap = desk.hung_up(leg.agent, talked, now)
             work_id = leg.agent
             asyncio.get_running_loop().call_later(wrap, self._wrapped, work_id)

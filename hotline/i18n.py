@@ -166,3 +166,7 @@ MESSAGES.update({
     "ticket.closed": "工单 {ticket} 已{status}, 不能再修改话后整理",
     "ticket.incomplete": "话后整理未完成: {problems}",
 })
+
+MESSAGES.update({
+    "call.lawyer_busy": "律师 {lawyer} 未签入或正忙, 无法转接",
+})

@@ -85,6 +85,11 @@ class Desk:
         """Back from a break."""
         return self._apply(work_id, self._agent(work_id), AgentEvent.AVAILABLE, now)
 
+    def claim(self, work_id: str, now: datetime) -> None:
+        """Reserve a free lawyer outside the router (a transfer to them by work id)."""
+        self._apply(work_id, self._agent(work_id), AgentEvent.RESERVE, now)
+        self._apply(work_id, self.agents[work_id], AgentEvent.RING, now)
+
     def ringing(self, work_id: str, now: datetime) -> None:
         """The lawyer's phone rings for an offer."""
         self._apply(work_id, self._agent(work_id), AgentEvent.RING, now)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from hotline.api.auth import require
 from hotline.callers import mask_number
@@ -52,10 +52,22 @@ class StatusChange(BaseModel):
 
 
 class TransferRequest(BaseModel):
-    """Transfer to a SIP URI or an outside number (12345, 110...)."""
+    """Transfer to exactly one of these targets.
 
-    target: str = Field(min_length=1, max_length=200)
+    ``target``: a SIP URI or an outside number (12345, 110...); ``lawyer``: a lawyer on duty
+    by work id; ``queue``: a queue code (blind only).
+    """
+
+    target: str | None = Field(None, min_length=1, max_length=200)
+    lawyer: str | None = Field(None, min_length=1, max_length=32)
+    queue: str | None = Field(None, min_length=1, max_length=64)
     attended: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "TransferRequest":
+        if sum(x is not None for x in (self.target, self.lawyer, self.queue)) != 1:
+            raise ValueError("target / lawyer / queue 须且只能填写一项")
+        return self
 
 
 class LeaveRequest(BaseModel):
@@ -211,8 +223,9 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
 
     action("hold", lambda cc, k, _: cc.talk.hold(k), "保持 (来电人听音乐)")
     action("unhold", lambda cc, k, _: cc.talk.unhold(k), "取消保持")
-    action("transfer", lambda cc, k, b: cc.talk.transfer(k, b.target, b.attended),
-           "转接 (盲转或咨询转)", TransferRequest)
+    action("transfer", lambda cc, k, b: cc.talk.transfer(
+        k, b.target or "", b.attended, lawyer_id=b.lawyer or "", queue=b.queue or ""),
+        "转接 (盲转或咨询转: 外线号码/SIP 地址、值班律师工号或队列)", TransferRequest)
     action("complete", lambda cc, k, _: cc.talk.complete_transfer(k), "完成咨询转接")
     action("cancel", lambda cc, k, _: cc.talk.cancel_transfer(k), "取消咨询转接")
     action("conference", lambda cc, k, _: cc.talk.conference(k), "三方通话")

@@ -225,3 +225,43 @@ async def test_the_supervisor_sees_why_a_lawyer_is_on_break_and_puts_them_back(d
     nobody = await client.post("/api/v1/agents/4040/status", json={"status": "available"},
                                headers=tokens["9001"])
     assert nobody.status_code == 409 and nobody.json()["code"] == "agent.not_logged_in"
+
+
+async def test_transfer_to_a_colleague_by_work_id_and_to_a_queue(desk):
+    cc, sent, client, tokens = desk
+    for work_id in ("8001", "8002"):
+        await client.post("/api/v1/agent/login", json={}, headers=tokens[work_id])
+    i = await queue_caller(cc, sent)
+    i, ring = await until(sent, p.Originate, i)
+    first = ring.uri[4:8]
+    second = "8002" if first == "8001" else "8001"
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i, legs=("caller", ring.leg))
+    url = "/api/v1/calls/k1/transfer"
+    both = await client.post(url, json={"target": "12345", "queue": "labor"},
+                             headers=tokens[first])
+    assert both.status_code == 422
+    # attended, to the colleague by work id
+    n = len(sent)
+    moved = await client.post(url, json={"lawyer": second, "attended": True},
+                              headers=tokens[first])
+    assert moved.status_code == 200 and moved.json()["state"] == "consulting"
+    i, consult = await until(sent, p.Originate, n, uri=f"sip:{second}@10.0.0.1")
+    assert cc.desk.agents[second].state.value == "ringing"
+    cc.on_worker_event("w1", p.LegAnswered("k1", consult.leg))
+    assert (await client.post("/api/v1/calls/k1/complete",
+                              headers=tokens[first])).status_code == 200
+    cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "transferred", 200))
+    await asyncio.sleep(0.05)
+    assert cc.desk.agents[first].state.value == "wrap_up"  # the first lawyer is done
+    assert cc.desk.agents[second].state.value == "in_call"
+    # the colleague sends the caller on to the labour queue; the first lawyer is in wrap-up
+    busy = await client.post(url, json={"lawyer": first}, headers=tokens[second])
+    assert busy.status_code == 409 and busy.json()["code"] == "call.lawyer_busy"
+    n = len(sent)
+    queued = await client.post(url, json={"queue": "labor"}, headers=tokens[second])
+    assert queued.status_code == 200 and queued.json()["state"] == "queued"
+    await until(sent, p.Hangup, n, leg=consult.leg, reason="transferred")
+    assert cc.calls["k1"].queue == "labor" and "k1" in cc.desk.waiting
+    nowhere = await client.post(url, json={"queue": "nope"}, headers=tokens["9001"])
+    assert nowhere.status_code == 409 and nowhere.json()["code"] == "call.bad_state"
