@@ -74,12 +74,21 @@ class AgentLeg:
     answered_at: datetime | None = None
 
 
+@dataclass
+class ConsoleOffer:
+    """An offer waiting for a lawyer's accept in the console (their phone not yet dialled)."""
+
+    call: str
+    timer: asyncio.TimerHandle
+
+
 class Conversations:
     """The talking part of every live call; see the module docstring."""
 
     def __init__(self, center: CallCenter) -> None:
         self.center = center
         self._tick: asyncio.TimerHandle | None = None
+        self.console_offers: dict[str, ConsoleOffer] = {}  # by work id
 
     # --- API for lawyers (the agent API calls these) ------------------------------------
 
@@ -220,8 +229,77 @@ class Conversations:
             raise CallControlError("call.bad_state", action="leave", state=self._state(call))
         self._send(call, p.Hangup(call.key, "left", leg=leg))
 
+    def accept(self, key: str, work_id: str) -> None:
+        """The lawyer accepts an offer in the console: their phone is dialled now.
+
+        Only for lawyers signed in to accept in the console; an offer ringing on a phone is
+        accepted by answering the phone (``offer.answer_on_phone``).
+        """
+        pending = self.console_offers.get(work_id)
+        if pending is None or pending.call != key:
+            call = self.center.calls.get(key)
+            if call is not None and any(leg.agent == work_id and leg.state == "ringing"
+                                        for leg in call.legs.values()):
+                raise CallControlError("offer.answer_on_phone", call=key)
+            raise CallControlError("offer.not_found", call=key)
+        desk, now = self.center.desk, self.center.now()
+        call = self.center.calls.get(key)
+        self._drop_console_offer(work_id)
+        if call is None or call.ended or not call.queued:
+            desk.missed(work_id, key, now, released=True)
+            self.route()
+            raise CallControlError("offer.not_found", call=key)
+        name = self._originate(call, "lawyer", desk.phones[work_id])
+        call.legs[name].agent = work_id
+        desk.ringing(work_id, now)
+        self.notify(call)
+
+    def offer_for(self, work_id: str) -> dict[str, Any] | None:
+        """The offer now waiting for this lawyer (console or phone), for a console's hello."""
+        pending = self.console_offers.get(work_id)
+        if pending is not None and pending.call in self.center.calls:
+            return {**self._offer_event(self.center.calls[pending.call]), "accept": "console"}
+        for call in self.center.calls.values():
+            if not call.ended and any(leg.agent == work_id and leg.role == "lawyer"
+                                      and leg.state == "ringing" for leg in call.legs.values()):
+                return {**self._offer_event(call), "accept": "phone"}
+        return None
+
+    def _drop_console_offer(self, work_id: str) -> None:
+        pending = self.console_offers.pop(work_id, None)
+        if pending is not None:
+            pending.timer.cancel()
+
+    def _console_offer_over(self, work_id: str, reason: str) -> None:
+        """A console offer ends unaccepted: ``no_answer`` (a miss), ``rejected`` or released."""
+        pending = self.console_offers.get(work_id)
+        if pending is None:
+            return
+        self._drop_console_offer(work_id)
+        desk, now = self.center.desk, self.center.now()
+        desk.missed(work_id, pending.call, now, released=reason not in ("no_answer", "rejected"),
+                    rejected=reason == "rejected")
+        call = self.center.calls.get(pending.call)
+        if call is not None and not call.ended:
+            self._event(call, CallEventKind.OFFER_REJECTED, {"agent": work_id,
+                                                             "reason": reason,
+                                                             "in": "console"})
+        self.center.publish({"type": "offer_gone", "call": pending.call, "reason": reason},
+                            (work_id,), True)
+
+    def _release_console_offers(self, key: str, reason: str) -> None:
+        """Every console offer of call ``key`` ends (taken elsewhere, caller gone...)."""
+        for work_id, pending in list(self.console_offers.items()):
+            if pending.call == key:
+                self._console_offer_over(work_id, reason)
+
     def reject(self, key: str, work_id: str) -> None:
-        """The lawyer declines an offer ringing on their phone; the caller waits on."""
+        """The lawyer declines an offer (ringing on their phone or in the console)."""
+        pending = self.console_offers.get(work_id)
+        if pending is not None and pending.call == key:
+            self._console_offer_over(work_id, "rejected")
+            self.route()
+            return
         call = self._call(key)
         ringing = [leg for leg in call.legs.values()
                    if leg.agent == work_id and leg.role == "lawyer" and leg.state == "ringing"]
@@ -301,16 +379,29 @@ class Conversations:
                 if call is None or call.ended or not call.queued:
                     desk.missed(work_id, offer.call, now, released=True)
                     continue
+                if work_id in desk.accept_in_console:
+                    self.console_offers[work_id] = ConsoleOffer(
+                        call.key, asyncio.get_running_loop().call_later(
+                            self.center.settings.telephony.ring_timeout,
+                            self._console_offer_timed_out, work_id))
+                    self.center.publish({**self._offer_event(call), "accept": "console"},
+                                        (work_id,), True)
+                    continue
                 name = self._originate(call, "lawyer", desk.phones[work_id])
                 call.legs[name].agent = work_id
                 desk.ringing(work_id, now)
-                self.center.publish(self._offer_event(call), (work_id,), True)
+                self.center.publish({**self._offer_event(call), "accept": "phone"},
+                                    (work_id,), True)
         if self._tick is not None:
             self._tick.cancel()
             self._tick = None
         if desk.waiting:
             self._tick = asyncio.get_running_loop().call_later(ROUTE_EVERY, self.route)
         self.center.publish_stats()
+
+    def _console_offer_timed_out(self, work_id: str) -> None:
+        self._console_offer_over(work_id, "no_answer")
+        self.route()
 
     def call_out(self, call: LiveCall, number: str) -> None:
         """The IVR transfers the caller to an outside number (12345, 110...)."""
@@ -347,11 +438,13 @@ class Conversations:
                 leg.timer = None
         call.queued = False
         self.center.desk.withdraw(call.key)
+        self._release_console_offers(call.key, "caller_gone")
 
     def stop_waiting(self, call: LiveCall) -> None:
         """The queue gave up on the call (overflow): stop ringing lawyers."""
         call.queued = False
         self.center.desk.withdraw(call.key)
+        self._release_console_offers(call.key, "overflow")
         for leg in call.legs.values():
             if leg.role == "lawyer" and leg.state == "ringing":
                 self._send(call, p.Hangup(call.key, "overflow", leg=leg.name))
@@ -484,6 +577,7 @@ class Conversations:
                 self.center.desk.answered(leg.agent, call.key, at)
                 if call.db_id is not None:
                     self.center.ledger.post(ledger_calls.assign_lawyer, call.db_id, leg.agent)
+            self._release_console_offers(call.key, "answered_elsewhere")
             for other in call.legs.values():  # ring-all: the others stop ringing
                 if other is not leg and other.role == "lawyer" and other.state == "ringing":
                     self._send(call, p.Hangup(call.key, "answered_elsewhere", leg=other.name))
@@ -559,6 +653,9 @@ class Conversations:
         if leg.answered_at is None:
             desk.missed(leg.agent, call.key, now, released=reason in _RELEASED,
                         rejected=reason == "rejected")
+            if leg.role == "lawyer":
+                self.center.publish({"type": "offer_gone", "call": call.key,
+                                     "reason": reason}, (leg.agent,), True)
         else:
             talked = (now - leg.answered_at).total_seconds()
             wrap = desk.hung_up(leg.agent, talked, now)

@@ -169,4 +169,6 @@ MESSAGES.update({
 
 MESSAGES.update({
     "call.lawyer_busy": "律师 {lawyer} 未签入或正忙, 无法转接",
+    "offer.not_found": "来电 {call} 已不再等待您接听",
+    "offer.answer_on_phone": "来电 {call} 正在您的话机上振铃, 请在话机上接听",
 })

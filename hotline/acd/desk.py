@@ -54,6 +54,9 @@ class Desk:
         self.agents: dict[str, Agent] = {}
         self.phones: dict[str, str] = {}
         self.static: set[str] = set()
+        # Lawyers who accept offers in the console; their phone is dialled (and answers by
+        # itself) only after they accept. The others' phones ring at once.
+        self.accept_in_console: set[str] = set()
         self.waiting: dict[str, WaitingCall] = {}
         self.memory = RouterMemory()
 
@@ -61,8 +64,14 @@ class Desk:
 
     def login(self, work_id: str, phone: str, now: datetime, *,
               skills: Mapping[str, int] | None = None,
-              languages: frozenset[Language] | None = None, static: bool = False) -> Agent:
-        """A lawyer starts taking calls on ``phone`` (a SIP URI)."""
+              languages: frozenset[Language] | None = None, static: bool = False,
+              accept_in_console: bool = False) -> Agent:
+        """A lawyer starts taking calls on ``phone`` (a SIP URI).
+
+        ``accept_in_console``: offers wait for the lawyer's accept in the console, then the
+        phone is dialled and must answer by itself (the console's softphone, a headset
+        phone set to auto-answer).
+        """
         if not phone:
             raise DomainError("agent.no_phone", agent=work_id)
         agent = self.agents.get(work_id) or Agent(
@@ -71,6 +80,10 @@ class Desk:
         self.phones[work_id] = phone
         if static:
             self.static.add(work_id)
+        if accept_in_console:
+            self.accept_in_console.add(work_id)
+        else:
+            self.accept_in_console.discard(work_id)
         return self._apply(work_id, agent, AgentEvent.LOGIN, now)
 
     def logout(self, work_id: str, now: datetime) -> Agent:
@@ -187,6 +200,7 @@ class Desk:
         after = apply(agent, event, now, **kwargs)  # type: ignore[arg-type]
         if after.status is AgentStatus.LOGGED_OUT:
             self.agents.pop(work_id, None)
+            self.accept_in_console.discard(work_id)
         else:
             self.agents[work_id] = after
         self.on_change(work_id, after, event)

@@ -210,7 +210,8 @@ def create_app(status: Callable[[], dict[str, Any]],
         return {"type": "hello", "user": _out(user).model_dump(mode="json"),
                 "agent": None if agent is None else {
                     "status": agent.status.value, "state": agent.state.value,
-                    "break_reason": agent.break_reason}}
+                    "break_reason": agent.break_reason},
+                "offer": None if cc is None else cc.talk.offer_for(user.work_id)}
 
     app.include_router(events_router(auth, hub or EventHub(), hello))
     return app

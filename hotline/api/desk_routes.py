@@ -39,9 +39,15 @@ class AgentOut(BaseModel):
 
 
 class DeskLogin(BaseModel):
-    """Sign in for calls, on ``phone`` (SIP URI) or the account's own."""
+    """Sign in for calls, on ``phone`` (SIP URI) or the account's own.
 
-    phone: str | None = Field(None, max_length=200)
+    ``accept_in_console``: offers wait for ``POST /offers/{call}/accept``, then the phone is
+    dialled and must answer by itself (the console's softphone, an auto-answer phone);
+    otherwise the phone rings at once and answering it accepts.
+    """
+
+    phone: str | None = Field(None, max_length=200, pattern=r"^sips?:[^\s]+$")
+    accept_in_console: bool = False
 
 
 class StatusChange(BaseModel):
@@ -124,7 +130,8 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
     async def agent_login(body: DeskLogin, user: Annotated[UserView, desk_user]) -> AgentOut:
         cc = center()
         cc.desk.login(user.work_id, body.phone or user.sip_uri or "", cc.now(),
-                      skills=dict(user.skills), languages=frozenset(user.languages) or None)
+                      skills=dict(user.skills), languages=frozenset(user.languages) or None,
+                      accept_in_console=body.accept_in_console)
         cc.talk.route()
         return agent_out(user)
 
@@ -152,6 +159,9 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
         if call is None or call.ended:
             raise CallControlError("call.not_found", call=key)
         if user.role in (Role.SUPERVISOR, Role.ADMIN):
+            return call
+        offered = cc.talk.console_offers.get(user.work_id)
+        if offered is not None and offered.call == key:
             return call
         if not any(leg.agent == user.work_id and leg.state != "ended"
                    for leg in call.legs.values()):
@@ -215,10 +225,17 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
     async def stats(_user: Annotated[UserView, staff]) -> dict[str, Any]:
         return center().stats()
 
-    @router.post("/offers/{key}/reject", tags=["通话"], summary="拒接振铃中的来电",
+    @router.post("/offers/{key}/reject", tags=["通话"], summary="拒接分配给我的来电",
                  response_model=AgentOut)
     async def reject(key: str, user: Annotated[UserView, desk_user]) -> AgentOut:
         center().talk.reject(key, user.work_id)
+        return agent_out(user)
+
+    @router.post("/offers/{key}/accept", tags=["通话"],
+                 summary="接听分配给我的来电 (在工作台接听时: 随即呼叫我的话机)",
+                 response_model=AgentOut)
+    async def accept(key: str, user: Annotated[UserView, desk_user]) -> AgentOut:
+        center().talk.accept(key, user.work_id)
         return agent_out(user)
 
     action("hold", lambda cc, k, _: cc.talk.hold(k), "保持 (来电人听音乐)")

@@ -265,3 +265,67 @@ async def test_transfer_to_a_colleague_by_work_id_and_to_a_queue(desk):
     assert cc.calls["k1"].queue == "labor" and "k1" in cc.desk.waiting
     nowhere = await client.post(url, json={"queue": "nope"}, headers=tokens["9001"])
     assert nowhere.status_code == 409 and nowhere.json()["code"] == "call.bad_state"
+
+
+async def test_console_accept_dials_the_phone_only_after_the_lawyer_accepts(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    await client.post("/api/v1/agent/login", json={"accept_in_console": True}, headers=lawyer)
+    i = await queue_caller(cc, sent, number="13800138000")
+    await asyncio.sleep(0.3)
+    assert not [m for _, m in sent[i:] if isinstance(m, p.Originate)]  # not dialled yet
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "reserved"
+    # The offered lawyer may read the caller's history before accepting; others may not.
+    assert (await client.get("/api/v1/calls/k1/history", headers=lawyer)).status_code == 200
+    assert (await client.get("/api/v1/calls/k1/history",
+                             headers=tokens["8002"])).status_code == 404
+    assert (await client.post("/api/v1/offers/k1/accept",
+                              headers=tokens["8002"])).status_code == 404
+    assert (await client.post("/api/v1/offers/nope/accept",
+                              headers=lawyer)).json()["code"] == "offer.not_found"
+    accepted = await client.post("/api/v1/offers/k1/accept", headers=lawyer)
+    assert accepted.status_code == 200 and accepted.json()["state"] == "ringing"
+    i, ring = await until(sent, p.Originate, i, uri="sip:8001@10.0.0.1")
+    again = await client.post("/api/v1/offers/k1/accept", headers=lawyer)
+    assert again.status_code == 409 and again.json()["code"] == "offer.answer_on_phone"
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i, legs=("caller", ring.leg))
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "in_call"
+
+
+async def test_a_console_offer_rejected_or_left_to_time_out_passes_the_caller_on(make_center):
+    cc, sent, factory, ledger = make_center(HOTLINE_TELEPHONY_RING_TIMEOUT="5",
+                                          HOTLINE_TELEPHONY_QUEUE_WAIT="60")
+    with session_scope(factory) as s:
+        for work_id in ("8001", "8002"):
+            store_users.add_user(s, work_id, name="律师", role=Role.LAWYER, password=PASSWORD,
+                                 skills=[("general", 4)], sip_uri=f"sip:{work_id}@10.0.0.1")
+    app = create_app(lambda: {}, factory, center=lambda: cc)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://hotline") as client:
+        tokens = {}
+        for work_id in ("8001", "8002"):
+            reply = await client.post("/api/v1/login",
+                                      json={"work_id": work_id, "password": PASSWORD})
+            tokens[work_id] = {"Authorization": f"Bearer {reply.json()['token']}"}
+            await client.post("/api/v1/agent/login", json={"accept_in_console": True},
+                              headers=tokens[work_id])
+        await queue_caller(cc, sent)
+        await asyncio.sleep(0.2)
+        [first] = list(cc.talk.console_offers)
+        second = "8002" if first == "8001" else "8001"
+        rejected = await client.post("/api/v1/offers/k1/reject", headers=tokens[first])
+        assert rejected.status_code == 200 and rejected.json()["missed"] == 0
+        await asyncio.sleep(0.2)
+        assert list(cc.talk.console_offers) == [second]
+        await asyncio.sleep(5.2)  # ring timeout: a miss, and the offer moves on
+        me = (await client.get("/api/v1/agent", headers=tokens[second])).json()
+        assert me["missed"] == 1
+        assert cc.talk.console_offers and second not in cc.talk.console_offers
+        # The caller hangs up: the pending offer is withdrawn and the lawyer is free.
+        cc.on_worker_event("w1", p.LegEnded("k1", "caller", "caller_hangup", 200))
+        await asyncio.sleep(0.2)
+        assert not cc.talk.console_offers
+        states = {(await client.get("/api/v1/agent", headers=t)).json()["state"]
+                  for t in tokens.values()}
+        assert states == {"idle"}
