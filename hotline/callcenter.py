@@ -161,14 +161,16 @@ class CallCenter:
         return {"type": "stats", "queues": queues, "agents": agents, "calls": live}
 
     def publish_stats(self) -> None:
-        """Send the wallboard to supervisors when it changed (at most once a second)."""
+        """Send the wallboard to supervisors and lawyers when it changed (at most 1/s)."""
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self._stats_at < 1.0:
             return
         current = self.stats()
         if current != self._last_stats:
             self._stats_at, self._last_stats = loop_time, current
-            self.publish(current, (), True)
+            # Counts only (no caller facts): the lawyers' consoles show the queue summary.
+            self.publish(current, [w for w in self.desk.agents if w not in self.desk.static],
+                         True)
 
     def _agent_changed(self, work_id: str, agent: Agent, event: AgentEvent) -> None:
         log.debug("律师 %s: %s/%s", work_id, agent.status.value, agent.state.value)

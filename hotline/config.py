@@ -208,6 +208,7 @@ class PathSettings(_Section):
     recordings: Path = Path("recordings")
     flows: Path = Path("ivr_flows")
     models: Path = Path("models")
+    desk: Path = Path("desk.yaml")
 
 
 class IvrSettings(_Section):
@@ -292,7 +293,7 @@ class Settings(_Section):
         """The hotline's local time zone (schedules, holidays, reports)."""
         return ZoneInfo(self.timezone)
 
-    def path(self, name: Literal["var", "recordings", "flows", "models"]) -> Path:
+    def path(self, name: Literal["var", "recordings", "flows", "models", "desk"]) -> Path:
         """An absolute data folder."""
         p: Path = getattr(self.paths, name)
         return p if p.is_absolute() else (self.base_dir / p).resolve()

@@ -459,7 +459,7 @@ class Conversations:
                 "caller": mask_number(call.caller), "line": call.line, "queue": call.queue,
                 "priority": call.priority.value, "language": call.language.value,
                 "category": variables.get("category"),
-                "green_reasons": variables.get("green_reasons"),
+                "green_reasons": _green_reasons(call, variables),
                 "ivr_path": [f"{f}/{n}" for f, n in session.path] if session else [],
                 "waited": round((self.center.now() - call.queued_since).total_seconds())
                 if call.queued_since else 0}
@@ -552,9 +552,14 @@ class Conversations:
         self._send(call, p.Connect(call.key, (CALLER, *legs)))
 
     def _promote(self, call: LiveCall, leg: AgentLeg) -> None:
-        """``leg`` becomes the caller's lawyer (after a transfer or when the lawyer left)."""
+        """``leg`` becomes the caller's lawyer (after a transfer or when the lawyer left).
+
+        A lawyer on duty who takes the caller over also takes the ticket (they close it).
+        """
         call.lawyer, call.consult, call.conference = leg.name, None, False
         self._talk(call, leg.name)
+        if leg.agent and call.db_id is not None:
+            self.center.ledger.post(ledger_calls.assign_lawyer, call.db_id, leg.agent)
 
     def _answered(self, call: LiveCall, leg: AgentLeg) -> None:
         if leg.timer is not None:
@@ -702,6 +707,14 @@ class Conversations:
         path = self.center.system_prompt("transfer_failed")
         call.hangup_after_token = self.center.next_hold_token()
         self._send(call, p.PlayFiles(call.key, call.hangup_after_token, (str(path),)))
+
+
+def _green_reasons(call: LiveCall, variables: dict[str, Any]) -> list[str]:
+    """Why the caller is in the green channel: keyed in the IVR or a known caller."""
+    reasons = [str(variables["green_reason"])] if variables.get("green_reason") else []
+    if call.facts is not None:
+        reasons += [r.value for r in call.facts.green_reasons if r.value not in reasons]
+    return reasons
 
 
 def _mask(target: str) -> str:

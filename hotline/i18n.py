@@ -170,5 +170,7 @@ MESSAGES.update({
 MESSAGES.update({
     "call.lawyer_busy": "律师 {lawyer} 未签入或正忙, 无法转接",
     "offer.not_found": "来电 {call} 已不再等待您接听",
+    "desk.syntax": "服务目录 {path} 不是有效的 YAML: {detail}",
+    "desk.invalid": "服务目录 {path} 有误: {where}: {detail}",
     "offer.answer_on_phone": "来电 {call} 正在您的话机上振铃, 请在话机上接听",
 })

@@ -20,6 +20,7 @@ from hotline.api.app import create_app
 from hotline.api.events import EventHub
 from hotline.callcenter import SYSTEM_PROMPTS, CallCenter
 from hotline.config import Settings
+from hotline.desk_catalog import load_catalog
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
@@ -189,7 +190,8 @@ async def run(settings: Settings) -> None:
         if telephony is not None:
             telephony.center.publish = hub.publish
         app = create_app(status, make_session_factory(engine), settings.api.token_hours,
-                         center=lambda: telephony.center if telephony else None, hub=hub)
+                         center=lambda: telephony.center if telephony else None, hub=hub,
+                         catalog=load_catalog(settings.path("desk")), tz=settings.tz)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)

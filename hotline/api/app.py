@@ -13,7 +13,8 @@ import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -24,6 +25,7 @@ from hotline import __version__
 from hotline.api.auth import Auth, current_user_dependency, install_errors, require
 from hotline.api.desk_routes import desk_router
 from hotline.api.events import EventHub, events_router
+from hotline.desk_catalog import DeskCatalog, load_catalog
 from hotline.domain import Category, Disposition, Language, Role
 from hotline.errors import AuthError
 from hotline.store import api_sessions
@@ -75,6 +77,7 @@ class WrapUpIn(BaseModel):
     tags: tuple[str, ...] = Field((), max_length=20)
     legal_aid_hints: tuple[str, ...] = Field((), max_length=20)
     confidential: bool = False
+    follow_up_on: date | None = None
 
 
 class LoginResponse(BaseModel):
@@ -115,7 +118,8 @@ def create_app(status: Callable[[], dict[str, Any]],
                factory: sessionmaker[Session] | None = None, token_hours: float = 12.0,
                now: Callable[[], datetime] = lambda: datetime.now(UTC),
                center: Callable[[], "CallCenter | None"] = lambda: None,
-               hub: EventHub | None = None) -> FastAPI:
+               hub: EventHub | None = None, catalog: DeskCatalog | None = None,
+               tz: tzinfo = UTC) -> FastAPI:
     """Build the app.
 
     ``status`` reports the live components, ``factory`` opens the ledger, ``center`` gives
@@ -187,6 +191,12 @@ def create_app(status: Callable[[], dict[str, Any]],
 
     app.include_router(desk_router(center, current_user))
     desk_user = require(current_user, Role.LAWYER, Role.SUPERVISOR)
+    desk_catalog = (catalog or load_catalog(Path("/nonexistent"))).as_json()
+
+    @app.get("/api/v1/desk/catalog", tags=["坐席"],
+             summary="话后整理的类别树、转办去向、服务用语与禁语")
+    def catalog_route(_user: Annotated[UserView, desk_user]) -> dict[str, Any]:
+        return desk_catalog
 
     @app.put("/api/v1/tickets/{ticket_no}/wrapup", tags=["工单"], summary="话后整理 (提交工单)")
     async def wrapup(ticket_no: str, body: WrapUpIn,
@@ -195,7 +205,7 @@ def create_app(status: Callable[[], dict[str, Any]],
 
         def save() -> dict[str, object]:
             with session_scope(factory) as session:
-                return submit_wrapup(session, ticket_no, user, wrap, now())
+                return submit_wrapup(session, ticket_no, user, wrap, now(), tz)
 
         result = await asyncio.to_thread(save)
         cc = center()

@@ -221,8 +221,8 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
             cc.desk.pause(work_id, body.reason or "班长设置", cc.now())
         return desk_row(work_id)
 
-    @router.get("/stats", tags=["管理"], summary="队列与坐席实时统计 (管理人员)")
-    async def stats(_user: Annotated[UserView, staff]) -> dict[str, Any]:
+    @router.get("/stats", tags=["坐席"], summary="队列与坐席实时统计 (人数, 不含来电人信息)")
+    async def stats(_user: Annotated[UserView, desk_user]) -> dict[str, Any]:
         return center().stats()
 
     @router.post("/offers/{key}/reject", tags=["通话"], summary="拒接分配给我的来电",

@@ -8,7 +8,7 @@ answered (or referred, or sent to legal aid...) is closed at once; a reply by ap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,10 +41,16 @@ class WrapUp:
     tags: tuple[str, ...] = ()
     legal_aid_hints: tuple[str, ...] = ()
     confidential: bool = False
+    # 约期答复: the day the reply is due (default: in APPOINTMENT_DAYS); otherwise the day
+    # of a follow-up call (回访), if one is wanted.
+    follow_up_on: date | None = None
 
 
-def problems(w: WrapUp) -> list[str]:
-    """Every missing or inconsistent field, in Chinese (empty: the wrap-up is complete)."""
+def problems(w: WrapUp, today: date | None = None) -> list[str]:
+    """Every missing or inconsistent field, in Chinese (empty: the wrap-up is complete).
+
+    The consoles run the same check before submitting (``today`` in the hotline's zone).
+    """
     out = []
     if w.disposition not in _NO_CONTENT:
         if w.category is None:
@@ -55,11 +61,15 @@ def problems(w: WrapUp) -> list[str]:
             out.append("请填写答复意见")
     if w.disposition is Disposition.REFERRED and not (w.referral_target or "").strip():
         out.append("转办须填写转办单位 (例如 12345)")
+    if w.disposition is Disposition.EMERGENCY and not (w.referral_target or "").strip():
+        out.append("紧急转接须填写转接去向 (110 / 120)")
+    if w.follow_up_on is not None and today is not None and w.follow_up_on < today:
+        out.append("答复/回访日期不能早于今天")
     return out
 
 
 def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp,
-                  now: datetime) -> dict[str, object]:
+                  now: datetime, tz: tzinfo = UTC) -> dict[str, object]:
     """Fill the ticket and move its status; the caller's lawyer only (or a supervisor).
 
     Raises:
@@ -73,7 +83,7 @@ def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp
         raise NotFoundError("ticket.not_found", ticket=ticket_no)
     if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.PROCESSING):
         raise ConflictError("ticket.closed", ticket=ticket_no, status=ticket.status.label)
-    missing = problems(wrap)
+    missing = problems(wrap, now.astimezone(tz).date())
     if missing:
         raise DomainError("ticket.incomplete", problems="; ".join(missing))
     before = ticket.status
@@ -85,12 +95,15 @@ def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp
             setattr(ticket, name, value)
     ticket.tags = list(wrap.tags)
     ticket.legal_aid_hints = list(wrap.legal_aid_hints)
+    due = (datetime.combine(wrap.follow_up_on, time(23, 59, 59), tzinfo=tz)
+           if wrap.follow_up_on is not None else None)
     if wrap.disposition is Disposition.APPOINTMENT:
         ticket.status = TicketStatus.PROCESSING
-        ticket.due_at = now + timedelta(days=APPOINTMENT_DAYS)
+        ticket.due_at = due or now + timedelta(days=APPOINTMENT_DAYS)
     else:
         ticket.status = TicketStatus.CLOSED
         ticket.closed_at = now
+        ticket.due_at = due  # the follow-up call (回访), when one is wanted
     if ticket.lawyer_id is None and not staff:
         ticket.lawyer_id = user.id
     session.add(TicketHistory(ticket_id=ticket.id, at=now, from_status=before,
