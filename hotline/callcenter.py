@@ -24,6 +24,7 @@ from hotline import commands as cmd
 from hotline import events as ev
 from hotline.acd.agents import Agent, AgentEvent
 from hotline.acd.desk import Desk
+from hotline.callbacks import Callbacks
 from hotline.callers import CallerFacts, mask_number
 from hotline.config import Settings
 from hotline.conversation import AgentLeg, Conversations, now_epoch
@@ -108,6 +109,9 @@ class LiveCall:
     hangup_after_token: int | None = None
     # adoption after a coordinator restart: events wait here until the ledger row is found
     pending: list[Any] | None = None
+    # a callback the hotline places itself (hotline.callbacks): the request's id
+    callback_id: int | None = None
+    callback_answered: bool = False
     opened: asyncio.Event = field(default_factory=asyncio.Event)  # the row write is over
 
 
@@ -130,6 +134,9 @@ class CallCenter:
         self.publish: Callable[[dict[str, Any], Iterable[str], bool], None] = (
             lambda event, to, staff: None)
         self.talk = Conversations(self)
+        self.callbacks = Callbacks(self)
+        # The media workers that can take a call the hotline places (the pool's, when serving).
+        self.workers: Callable[[], list[str]] = lambda: []
         self._stats_at = 0.0
         self._last_stats: dict[str, Any] = {}
         self._handle_times: list[float] = []
@@ -226,6 +233,9 @@ class CallCenter:
                         message.detail)
         elif isinstance(message, p.LegAnswered | p.Digit) and message.leg != "caller":
             self.talk.on_event(call, message)
+        elif isinstance(message, p.LegAnswered) and call.callback_id is not None:
+            asyncio.get_running_loop().create_task(
+                self.callbacks.caller_answered(call, message.codec))
         elif isinstance(message, p.LegAnswered):
             asyncio.get_running_loop().create_task(self._answered(call, message.codec))
         elif isinstance(message, p.Digit):
@@ -337,6 +347,7 @@ class CallCenter:
         Waits up to ``grace`` seconds for the workers to report the ends and close the
         recordings; calls a worker never reports are closed in the ledger anyway.
         """
+        self.callbacks.cancel_all()
         for call in list(self.calls.values()):
             if not call.ended:
                 call.end_reason = EndReason.SYSTEM_RESTART
@@ -583,8 +594,11 @@ class CallCenter:
         for timer in [call.timer, *call.side_timers, *call.queue_timers]:
             if timer is not None:
                 timer.cancel()
-        if call.recording_id is None:
-            self.calls.pop(call.key, None)  # else kept until the worker closes the recording
+        if call.recording_id is None and all(leg.state == "ended"
+                                             for leg in call.legs.values()):
+            # Else kept until the worker closes the recording, or until its other legs'
+            # ends reach the desk (a callback whose caller never answered).
+            self.calls.pop(call.key, None)
         if call.db_id is not None:  # else the open write is in flight; _offered closes it
             self._close(call)
 
@@ -593,6 +607,8 @@ class CallCenter:
             return
         call.closed = True
         session = call.session
+        if call.callback_id is not None and not call.callback_answered:
+            call.end_reason = call.end_reason or EndReason.FAILED  # the caller never answered
         reason = call.end_reason or EndReason.CALLER_HANGUP
         at = call.ended_at or self.now()
         self.ledger.post(ledger_calls.close_call, call.db_id, at=at, reason=reason,
@@ -604,6 +620,10 @@ class CallCenter:
         self.publish({"type": "call_ended", "call": call.key, "ticket_no": call.ticket_no,
                       "reason": reason.value},
                      {leg.agent for leg in call.legs.values() if leg.agent}, True)
+        if call.callback_id is not None:
+            self.callbacks.attempt_over(call)
+        elif call.agent_since is None:
+            self.callbacks.requested(call)  # a caller who asked to be called back
 
     def _recording_closed(self, call: LiveCall, message: p.RecordingDone) -> None:
         self._close_recording(call, Path(message.path), message.seconds, message.sha256)

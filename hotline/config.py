@@ -228,6 +228,9 @@ class CallerSettings(_Section):
     # 首问负责: a repeat caller waits this long for the lawyer of their last ticket (when that
     # lawyer is on duty) before anyone else may take the call.
     prefer_last_lawyer_seconds: int = Field(30, ge=0, le=600)
+    # Callbacks (回拨): tries per request, and the pause before trying again.
+    callback_attempts: int = Field(3, ge=1, le=10)
+    callback_retry_minutes: int = Field(10, ge=1, le=1440)
 
 
 class QueueSettings(_Section):

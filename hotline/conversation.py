@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from hotline import events as ev
+from hotline.callbacks import PREFIX as CALLBACK_PREFIX
 from hotline.callers import mask_number
 from hotline.domain import CallEventKind, EndReason
 from hotline.errors import DomainError
@@ -374,10 +375,15 @@ class Conversations:
         """Ring the lawyers the desk picks now; keep routing while callers wait."""
         desk, now = self.center.desk, self.center.now()
         for offer in desk.route(now):
-            call = self.center.calls.get(offer.call)
+            if offer.call.startswith(CALLBACK_PREFIX):  # a callback request's turn
+                call = self.center.callbacks.start(offer.call, offer.agents)
+                if call is None:
+                    continue
+            else:
+                call = self.center.calls.get(offer.call)
             for work_id in offer.agents:
                 if call is None or call.ended or not call.queued:
-                    desk.missed(work_id, offer.call, now, released=True)
+                    desk.missed(work_id, call.key if call else offer.call, now, released=True)
                     continue
                 if work_id in desk.accept_in_console:
                     self.console_offers[work_id] = ConsoleOffer(
@@ -456,6 +462,7 @@ class Conversations:
         session = call.session
         variables = dict(session.vars) if session is not None else {}
         return {"type": "offer", "call": call.key, "ticket_no": call.ticket_no,
+                "kind": "callback" if call.callback_id is not None else "call",
                 "caller": mask_number(call.caller), "line": call.line, "queue": call.queue,
                 "priority": call.priority.value, "language": call.language.value,
                 "category": variables.get("category"),
@@ -505,6 +512,14 @@ class Conversations:
             return "talking"
         return "queued" if call.queued else "ivr"
 
+    def event(self, call: LiveCall, kind: CallEventKind, data: dict[str, Any]) -> None:
+        """Append to the call's timeline (when its row is written)."""
+        self._event(call, kind, data)
+
+    def talk_to(self, call: LiveCall, *legs: str) -> None:
+        """The caller talks to ``legs`` (music off, nobody on hold)."""
+        self._talk(call, *legs)
+
     def _send(self, call: LiveCall, message: Any) -> None:
         self.center.send(call.worker, message)
 
@@ -520,7 +535,9 @@ class Conversations:
         call.legs[name] = leg
         leg.timer = asyncio.get_running_loop().call_later(
             self.center.settings.telephony.ring_timeout, self._ring_timeout, call, leg)
-        self._send(call, p.Originate(call.key, name, uri))
+        # A call the hotline places (a callback) is opened in the worker by its first leg.
+        self._send(call, p.Originate(call.key, name, uri,
+                                     new_call=call.callback_id is not None))
         self._event(call, CallEventKind.OFFER, {"leg": name, "role": role,
                                                 "to": _mask_uri(uri)})
         return name
@@ -588,6 +605,12 @@ class Conversations:
                     self._send(call, p.Hangup(call.key, "answered_elsewhere", leg=other.name))
             self.center.left_queue(call)
             call.lawyer, call.agent_since = leg.name, at
+            if call.callback_id is not None:  # now ring the caller who asked for it
+                self.center.callbacks.lawyer_answered(call)
+                self._event(call, CallEventKind.AGENT_ANSWERED, {"leg": leg.name,
+                                                                 "to": _mask_uri(leg.uri)})
+                self.notify(call)
+                return
             self._talk(call, leg.name)
             if call.db_id is not None:
                 self.center.ledger.post(ledger_calls.update_call, call.db_id,
@@ -619,6 +642,9 @@ class Conversations:
         leg.state = "ended"
         if leg.agent:
             self._agent_leg_ended(call, leg, message.reason)
+        if call.ended and call.recording_id is None and all(
+                other.state == "ended" for other in call.legs.values()):
+            self.center.calls.pop(call.key, None)  # nothing more to wait for
         if call.ended or message.reason == "caller_gone":
             return  # the call's own end says it all; its timeline ends with ENDED
         self._event(call, CallEventKind.LEG_ENDED, {"leg": leg.name, "role": leg.role,

@@ -80,6 +80,7 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
     pool = WorkerPool(settings, center.on_worker_event, center.on_worker_lost,
                       lost_prompt=str(lost))
     center.send = pool.send
+    center.workers = pool.connected
     try:
         await pool.start()
         # Only now, with the calls that survived a crash known, close what it left open.
@@ -110,6 +111,7 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
     log.info("SIP 前端 (Kamailio) 已启动: %s %s:%d, 共可接入 %d 路来电",
              "/".join(settings.sip.transports), settings.sip.host, settings.sip.port,
              per_worker * len(routes))
+    await center.callbacks.restore()  # requests that waited through a restart
     return Telephony(ledger, center, pool, front)
 
 

@@ -170,6 +170,12 @@ class Desk:
         self.waiting[call] = WaitingCall(call, queue, since, priority, language,
                                          preferred_agent=preferred, preferred_until=until)
 
+    def rekey(self, old: str, new: str) -> None:
+        """A waiting entry goes on under another key (a callback request became a call)."""
+        waiting = self.waiting.pop(old, None)
+        if waiting is not None:
+            self.waiting[new] = replace(waiting, id=new)
+
     def withdraw(self, call: str) -> None:
         """The caller left the queue (hung up, overflow)."""
         self.waiting.pop(call, None)

@@ -209,8 +209,9 @@ def create_app(status: Callable[[], dict[str, Any]],
 
         result = await asyncio.to_thread(save)
         cc = center()
-        if cc is not None and user.work_id in cc.desk.agents:
-            cc.desk.wrap_done(user.work_id, cc.now())  # ready for the next caller
+        lawyer = str(result.get("lawyer") or user.work_id)  # a supervisor may file it
+        if cc is not None and lawyer in cc.desk.agents:
+            cc.desk.wrap_done(lawyer, cc.now())  # the ticket's lawyer is ready again
             cc.talk.route()
         return result
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hotline.domain import Role
 from hotline.errors import AuthError, ConflictError, DomainError, HotlineError, NotFoundError
@@ -44,6 +45,10 @@ def status_of(error: HotlineError) -> int:
     return 400
 
 
+_HTTP = {404: ("api.not_found", "没有这个接口"),
+         405: ("api.method_not_allowed", "此接口不支持该请求方法")}
+
+
 def install_errors(app: FastAPI) -> None:
     """Every error leaves as ``{"code", "message"}``; never a traceback."""
 
@@ -52,6 +57,12 @@ def install_errors(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
         return JSONResponse({"code": exc.code, "message": str(exc)},
                             status_code=status_of(exc), headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, message = _HTTP.get(exc.status_code, ("api.http", f"HTTP {exc.status_code}"))
+        return JSONResponse({"code": code, "message": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

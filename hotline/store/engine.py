@@ -79,14 +79,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-# Execution option asking SQLite to take the write lock at BEGIN (used by migrations, so a
+# Execution option asking SQLite to take the write lock at BEGIN (now what every transaction
+# does, see _on_sqlite_begin; migrations still ask for it explicitly, so a
 # second upgrader waits for the first instead of failing half-way).
 BEGIN_IMMEDIATE = "hotline_begin_immediate"
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
-    immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Every transaction takes the write lock at BEGIN (waiting up to busy_timeout): a
+    # deferred one that read first and writes later fails at once with "database is
+    # locked" when another connection (the ledger writer) wrote in between, since SQLite
+    # cannot let it wait without risking a deadlock. Readers still never block WAL readers
+    # of other processes; the embedded default serialises its own few writers instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hotline.domain import Category, Disposition, Language, Role, TicketStatus
 from hotline.errors import ConflictError, DomainError, NotFoundError
-from hotline.store.tables import Ticket, TicketHistory
+from hotline.store.tables import Ticket, TicketHistory, User
 from hotline.store.users import UserView
 
 # 约期答复: the reply is due within this many days (DOMAIN.md: e.g. within 3 days).
@@ -110,7 +110,9 @@ def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp
                               to_status=ticket.status, user_id=user.id,
                               note=f"话后整理: {wrap.disposition.label}"))
     session.flush()
-    return {"ticket_no": ticket.ticket_no, "status": ticket.status.value,
+    lawyer = session.scalar(select(User.work_id).where(User.id == ticket.lawyer_id)) \
+        if ticket.lawyer_id is not None else None
+    return {"ticket_no": ticket.ticket_no, "status": ticket.status.value, "lawyer": lawyer,
             "status_label": ticket.status.label,
             "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
             "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,

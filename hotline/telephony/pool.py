@@ -180,6 +180,12 @@ class WorkerPool:
     def _pid_file(self, slot: WorkerSlot) -> Path:
         return self.pid_dir / f"worker-{slot.worker_id}.pid"
 
+    def connected(self) -> list[str]:
+        """Workers ready for commands now."""
+        return [w for w, slot in self.slots.items()
+                if slot.ready.is_set() and slot.writer is not None
+                and not slot.writer.is_closing()]
+
     def send(self, worker_id: str, message: Any) -> bool:
         """Send a command; False when that worker is not connected."""
         slot = self.slots.get(worker_id)

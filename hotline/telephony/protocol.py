@@ -202,11 +202,17 @@ class Hangup:
 
 @dataclass(frozen=True)
 class Originate:
-    """Call ``uri`` as a new leg named ``leg`` (through the SIP front when it has one)."""
+    """Call ``uri`` as a new leg named ``leg`` (through the SIP front when it has one).
+
+    ``new_call``: the worker opens the call ``call`` first when it does not hold it (a call
+    the hotline places itself, e.g. a callback: the lawyer's leg comes first, then the
+    caller's, named ``caller``).
+    """
 
     call: str
     leg: str
     uri: str
+    new_call: bool = False
 
 
 @dataclass(frozen=True)

@@ -624,7 +624,12 @@ class Worker:
         caller.leg.respond(200)
 
     def _originate(self, message: p.Originate) -> None:
-        slot = self._live(message)
+        if message.new_call and message.call not in self.slots and not self.stopping:
+            # Its own key stands for the SIP Call-ID (the ledger row uses the same).
+            self.slots[message.call] = CallSlot(message.call, message.call)
+            slot: CallSlot | None = self.slots[message.call]
+        else:
+            slot = self._live(message)
         if slot is None:
             self.send(p.LegEnded(message.call, message.leg, "no_call", 0, time.time()))
             return

@@ -308,6 +308,7 @@ async def test_a_console_offer_rejected_or_left_to_time_out_passes_the_caller_on
         for work_id in ("8001", "8002"):
             reply = await client.post("/api/v1/login",
                                       json={"work_id": work_id, "password": PASSWORD})
+            assert reply.status_code == 200, reply.text
             tokens[work_id] = {"Authorization": f"Bearer {reply.json()['token']}"}
             await client.post("/api/v1/agent/login", json={"accept_in_console": True},
                               headers=tokens[work_id])

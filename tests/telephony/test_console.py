@@ -112,7 +112,7 @@ async def test_lawyer_takes_transfers_and_a_colleague_closes_the_ticket(start_no
             assert "示闲" in _text(desk, "#status")
 
             caller = _caller(tmp_path, node["uri"], hold=60)
-            await _until(pilot, lambda: desk.offer is not None, 40, "offer")
+            await _until(pilot, lambda: "按 A 接听" in _text(desk, "#card"), 40, "offer card")
             card = _text(desk, "#card")
             assert "按 A 接听" in card and "****" in card  # masked caller number
             assert not phone1.drain()  # the phone is not rung before the lawyer accepts
