@@ -47,6 +47,8 @@ HOLD_TOKEN_BASE = 1_000_000  # hold-music playbacks, never confused with IVR pro
 SYSTEM_PROMPTS = {
     "transfer_failed": "抱歉, 转接未能接通, 请稍后再拨. 再见.",
     "coordinator_lost": "系统正在维护, 请稍后再拨. 给您带来不便, 敬请谅解.",
+    "overflow_callback": ("现在律师都在忙, 已为您预约回拨, 我们会按排队顺序给您回电, "
+                          "请保持电话畅通. 再见."),
 }
 # Desk events → the agent_events kind (the rest are state changes).
 _AGENT_KINDS = {AgentEvent.LOGIN: AgentEventKind.LOGIN,
@@ -112,6 +114,8 @@ class LiveCall:
     # a callback the hotline places itself (hotline.callbacks): the request's id
     callback_id: int | None = None
     callback_answered: bool = False
+    overflowed: set[str] = field(default_factory=set)  # queues the caller overflowed from
+    enqueue_command: cmd.Enqueue | None = None
     opened: asyncio.Event = field(default_factory=asyncio.Event)  # the row write is over
 
 
@@ -251,7 +255,8 @@ class CallCenter:
         if token < HOLD_TOKEN_BASE:
             self._feed(call, ev.PlaybackFinished(token))
         elif token == call.hangup_after_token:
-            self.send(call.worker, p.Hangup(call.key, "transfer_failed"))
+            self.send(call.worker, p.Hangup(call.key, "transfer_failed" if call.end_reason is
+                                            EndReason.FAILED else "ivr_hangup"))
         elif token == call.announce_token:
             call.announce_token = None
             if call.queued:
@@ -494,26 +499,76 @@ class CallCenter:
                 call.hold_token = self.next_hold_token()
                 self.send(call.worker, p.PlayFiles(call.key, call.hold_token, (str(path),),
                                                    loop=True))
-        wait = min(command.max_wait or self.settings.telephony.queue_wait,
-                   self.settings.telephony.queue_wait)
+        call.enqueue_command = command
+        self._arm_queue(call, command.max_wait)
+        self.talk.queued(call)
+        conf = self.settings.queues.get(call.queue)
+        if conf is not None and conf.overflow_when_unstaffed and not self.staffed(call.queue):
+            asyncio.get_running_loop().call_soon(self._overflow, call, "no_agent")
 
-        def overflow() -> None:
-            if not call.queued:
-                return
-            self.talk.stop_waiting(call)
-            self.left_queue(call)
-            if call.hold_token is not None:
-                self.send(call.worker, p.StopPlayback(call.key, call.hold_token))
-                call.hold_token = None
-            self._feed(call, ev.QueueOverflow("no_agent"))
-
+    def _arm_queue(self, call: LiveCall, flow_wait: int | None = None) -> None:
+        """The call's overflow timer and announcements in its (current) queue."""
+        cap = self.settings.telephony.queue_wait
+        conf = self.settings.queues.get(call.queue)
+        wait = min(flow_wait or cap, conf.max_wait if conf is not None else cap, cap)
         loop = asyncio.get_running_loop()
-        call.queue_timers.append(loop.call_later(wait, overflow))
-        if (command.announce_position or command.announce_expected_wait) and (
+        call.queue_timers.append(loop.call_later(wait, self._overflow, call, "max_wait"))
+        command = call.enqueue_command
+        if command is not None and (command.announce_position or
+                                    command.announce_expected_wait) and (
                 command.announce_interval > 0):
             call.queue_timers.append(loop.call_later(
                 command.announce_interval, self._announce, call, command))
-        self.talk.queued(call)
+
+    def staffed(self, queue: str) -> bool:
+        """Some lawyer signed in (available or not) could take a caller of ``queue``."""
+        spec = self.desk.queues.get(queue)
+        if spec is None:
+            return bool(self.desk.agents)
+        return any(set(agent.skills) & set(spec.skills) for agent in self.desk.agents.values())
+
+    def _overflow(self, call: LiveCall, reason: str) -> None:
+        """The caller waited long enough (or nobody is on duty): the queue's overflow."""
+        if not call.queued or call.ended or call.lawyer is not None:
+            return
+        conf = self.settings.queues.get(call.queue)
+        target = conf.overflow if conf is not None else None
+        call.overflowed.add(call.queue)
+        self.talk.stop_waiting(call)
+        self.left_queue(call)
+        if target and target in self.settings.queues and target not in call.overflowed:
+            before, call.queue = call.queue, target  # keeps their place (queued_since)
+            assert call.db_id is not None
+            self.ledger.post(ledger_calls.update_call, call.db_id, queue_code=target)
+            self.ledger.post(ledger_calls.append_events, call.db_id, [(
+                self.now(), CallEventKind.ENQUEUED, {"queue": target, "overflow_from": before,
+                                                     "reason": reason})])
+            log.info("排队溢出: 工单 %s %s → %s (%s)", call.ticket_no, before, target, reason)
+            self._arm_queue(call, None)
+            self.talk.queued(call)
+            return
+        if call.hold_token is not None:
+            self.send(call.worker, p.StopPlayback(call.key, call.hold_token))
+            call.hold_token = None
+        digits = call.caller.lstrip("+")
+        if target == "callback" and digits.isdigit() and call.session is not None:
+            call.session.vars["callback_number"] = call.caller
+            call.session.vars["callback_queue"] = call.queue
+            call.end_reason = EndReason.IVR_HANGUP
+            self._event_note(call, {"left_queue": reason, "overflow": "callback"})
+            call.hangup_after_token = self.next_hold_token()
+            self.send(call.worker, p.PlayFiles(call.key, call.hangup_after_token,
+                                               (str(self.system_prompt("overflow_callback")),)))
+        elif target and target.startswith("transfer:"):
+            self._event_note(call, {"left_queue": reason, "overflow": target})
+            self.talk.call_out(call, target.split(":", 1)[1])
+        else:
+            self._feed(call, ev.QueueOverflow(reason))
+
+    def _event_note(self, call: LiveCall, data: dict[str, Any]) -> None:
+        if call.db_id is not None:
+            self.ledger.post(ledger_calls.append_events, call.db_id,
+                             [(self.now(), CallEventKind.IVR_NOTE, data)])
 
     def _announce(self, call: LiveCall, command: cmd.Enqueue) -> None:
         """Tell a waiting caller their place and expected wait, then music again."""

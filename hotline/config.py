@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,8 +96,8 @@ class TelephonySettings(_Section):
     worker_sip_port_base: int = Field(5100, ge=1024, le=65000)
     rtp_port_base: int = Field(20000, ge=1024, le=65000)
     rtp_ports_per_worker: int = Field(40, ge=8, le=1000)
-    # Seconds a queued call waits with hold music before the flow's overflow (no ACD yet).
-    queue_wait: int = Field(300, ge=5, le=7200)
+    # Longest a caller waits in one queue before its overflow (caps queues.*.max_wait).
+    queue_wait: int = Field(300, ge=5, le=7200)  # cap on any queue's max_wait
     # Duty lawyers' phones rung in turn for queued calls until the ACD lands (SIP URIs).
     lawyer_uris: tuple[str, ...] = ()
     # Seconds a lawyer's phone (or a transfer target) rings before the next one is tried.
@@ -242,7 +243,21 @@ class QueueSettings(_Section):
     strategy: QueueStrategy = QueueStrategy.LONGEST_IDLE_AGENT
     max_wait: int = Field(300, ge=10, le=7200)
     wrap_up: int = Field(30, ge=0, le=1800)
+    # Where a caller goes after max_wait (see docs/hotline.toml): another queue's code,
+    # "flow" (the flow's own overflow branch; also when unset), "callback" (a callback
+    # request for the caller's number, keeping their place) or "transfer:<number>".
     overflow: str | None = None
+    # Overflow at once when no lawyer who could take this queue is signed in.
+    overflow_when_unstaffed: bool = False
+
+    @field_validator("overflow")
+    @classmethod
+    def _overflow_form(cls, value: str | None) -> str | None:
+        if value is None or value in ("flow", "callback") or re.fullmatch(
+                r"[a-z][a-z0-9_]{0,63}", value) or re.fullmatch(r"transfer:\+?[0-9]{3,20}",
+                                                                 value):
+            return value
+        raise ValueError("应为队列代码、flow、callback 或 transfer:号码")
 
 
 def _default_queues() -> dict[str, QueueSettings]:

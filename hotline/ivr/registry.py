@@ -50,6 +50,11 @@ def load_flows(settings: Settings) -> FlowSet:
         if flow_id not in fs.flows:
             raise ConfigError("config.unknown_flow", line=line, flow=flow_id,
                               known=", ".join(sorted(fs.flows)))
+    for code, queue in settings.queues.items():
+        target = queue.overflow
+        if target and target not in ("flow", "callback") and not target.startswith(
+                "transfer:") and target not in settings.queues:
+            raise ConfigError("config.unknown_queue", queue=code, target=target)
     if settings.ivr.default_flow not in fs.flows:
         raise ConfigError("config.unknown_flow", line="(ivr.default_flow)",
                           flow=settings.ivr.default_flow, known=", ".join(sorted(fs.flows)))
