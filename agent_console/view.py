@@ -93,10 +93,11 @@ def call_card(offer: dict[str, Any] | None, call: dict[str, Any] | None,
         state = CALL_STATES.get(str(call.get("state")), str(call.get("state")))
         title = Text.assemble(("通话中  ", "bold green"), state,
                               f"  {duration(talk_seconds or 0)}")
-    elif offer is not None and offer.get("accept") == "console":
-        title = Text("新来电 — 按 A 接听, R 拒接", style="bold reverse yellow")
     else:
-        title = Text("新来电 — 请在话机上接听 (R 拒接)", style="bold reverse yellow")
+        what = "回拨任务 (接通您后再呼叫来电人)" if facts.get("kind") == "callback" else "新来电"
+        how = "按 A 接听, R 拒接" if offer is not None and offer.get("accept") == "console" \
+            else "请在话机上接听 (R 拒接)"
+        title = Text(f"{what} — {how}", style="bold reverse yellow")
     table.add_row("来电号码", str(facts.get("caller", "")))
     table.add_row("工单号", str(facts.get("ticket_no", "")))
     table.add_row("热线/队列", f"{facts.get('line', '')} / {facts.get('queue', '')}")
