@@ -10,10 +10,13 @@ refresh when it is back. Modal forms: :class:`TransferScreen` and :class:`WrapUp
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from rich.table import Table
 from rich.text import Text
@@ -41,6 +44,14 @@ from textual.widgets import (
 
 from agent_console.client import ApiClient, ApiError
 from agent_console.drafts import DraftStore, default_state_dir
+from agent_console.softphone import (
+    Headset,
+    SilentHeadset,
+    Softphone,
+    SoftphoneEvent,
+    SoundDeviceHeadset,
+    local_address_towards,
+)
 from agent_console.view import (
     OFFER_GONE,
     call_card,
@@ -243,6 +254,11 @@ class DeskScreen(MainScreen):
         if banned:
             phrases.write(Text("禁语: " + "、".join(banned), style="red"))
         self.set_interval(1.0, self.refresh_panels)
+        if self.console.softphone is not None:
+            self.say(f"软电话: {self.console.softphone.uri} "
+                     f"({self.console.softphone.headset.name})", "green")
+        if self.console.softphone_note:
+            self.say(self.console.softphone_note, "bold red")
         self.wrap_due = self.console.drafts.pending()
         if self.wrap_due:
             self.say(f"有 {len(self.wrap_due)} 张未提交的话后整理草稿, 按 W 继续", "yellow")
@@ -858,8 +874,17 @@ class ConsoleApp(App[None]):
 
     def __init__(self, server: str, work_id: str = "", *, phone: str = "",
                  accept_in_console: bool = False, state_dir: Path | None = None,
-                 api: ApiClient | None = None) -> None:
+                 api: ApiClient | None = None, softphone: bool = False,
+                 softphone_host: str = "", headset: Headset | None = None,
+                 audio_devices: tuple[str | int | None, str | int | None] = (None, None),
+                 ) -> None:
         super().__init__()
+        self.want_softphone = softphone
+        self.softphone_host = softphone_host
+        self.headset = headset
+        self.audio_devices = audio_devices
+        self.softphone: Softphone | None = None
+        self.softphone_note = ""
         self.api = api or ApiClient(server)
         self.work_id = work_id
         self.phone = phone
@@ -884,10 +909,49 @@ class ConsoleApp(App[None]):
             raise ApiError("console.role", f"{self.me.get('role_label', role)}没有坐席或监控界面"
                                            " (排班请使用 hotline roster 命令)")
         self.catalog = await self.api.call("GET", "/desk/catalog")
+        if role == "lawyer" and self.want_softphone and self.softphone is None:
+            await self.start_softphone()
         self.main = DeskScreen() if role == "lawyer" else WallboardScreen()
         # Not awaited: this runs in a handler of the login screen being replaced.
         self.switch_screen(self.main)
         self.run_worker(self.pump_events(), group="events", exclusive=True)
+
+    async def start_softphone(self) -> None:
+        """Start the built-in softphone; the desk then dials it after each accept."""
+        host = urlsplit(self.api.server).hostname or "127.0.0.1"
+        server_ip = await asyncio.to_thread(_resolve, host)
+        bind = self.softphone_host or await asyncio.to_thread(local_address_towards, host)
+        headset = self.headset
+        if headset is None:
+            try:
+                headset = SoundDeviceHeadset(*self.audio_devices)
+            except (OSError, ImportError) as exc:  # no PortAudio / no sound device
+                self.softphone_note = f"未找到声音设备 ({exc}), 软电话无声"
+                headset = SilentHeadset()
+        loop = asyncio.get_running_loop()
+        phone = Softphone(self.work_id, bind, {server_ip, "127.0.0.1"} if server_ip in (
+            "127.0.0.1", bind) else {server_ip}, headset,
+            on_event=lambda e: loop.call_soon_threadsafe(self.softphone_event, e))
+        try:
+            await asyncio.to_thread(phone.start)
+        except RuntimeError as exc:
+            raise ApiError("console.softphone", str(exc)) from None
+        self.softphone = phone
+        self.phone, self.accept_in_console = phone.uri, True
+        if phone.headset_error:
+            self.softphone_note = f"声音设备无法打开 ({phone.headset_error}), 软电话无声"
+
+    def softphone_event(self, event: SoftphoneEvent) -> None:
+        """The softphone's news, on the app's loop."""
+        main = self.main
+        if main is None:
+            return
+        text = {"ready": f"软电话已就绪: {event.detail}",
+                "answered": "软电话已接通, 请讲话",
+                "ended": "软电话通话结束",
+                "refused": f"软电话拒绝了一个非热线的呼叫 ({event.detail})"}.get(
+                    event.kind, f"软电话: {event.kind} {event.detail}")
+        main.say(text, "green" if event.kind in ("ready", "answered") else "")
 
     async def pump_events(self) -> None:
         """Feed the server's events to the main screen, forever."""
@@ -920,7 +984,20 @@ class ConsoleApp(App[None]):
             await self.api.logout()
         except ApiError:
             pass  # leaving anyway; the token expires by itself
+        if self.softphone is not None:
+            await asyncio.to_thread(self.softphone.stop)
+            self.softphone = None
         self.exit()
 
     async def on_unmount(self) -> None:
+        if self.softphone is not None:
+            await asyncio.to_thread(self.softphone.stop)
+            self.softphone = None
         await self.api.close()
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host

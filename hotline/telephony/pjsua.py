@@ -336,11 +336,19 @@ class SipEndpoint:
         pj_log_level: pjsip's own log verbosity on stderr (0-6).
         proxy: Outbound proxy for the legs this endpoint originates (the SIP front,
             ``sip:127.0.0.1:5060``); empty sends them straight to their URI.
+        user: The account's user part (``sip:<user>@host:port``).
+        keep_clock: Keep the bridge clock running when idle (a softphone whose own audio
+            port must tick; a worker lets it stop).
     """
 
     def __init__(self, host: str, sip_port: int, rtp_port: int, listener: LegListener,
-                 rtp_ports: int = 0, pj_log_level: int = 1, proxy: str = "") -> None:
+                 rtp_ports: int = 0, pj_log_level: int = 1, proxy: str = "",
+                 user: str = "worker", keep_clock: bool = False,
+                 user_agent: str = "hotline12348-worker") -> None:
         self.host = host
+        self.user = user
+        self.keep_clock = keep_clock
+        self.user_agent = user_agent
         self.proxy = proxy
         self.sip_port = sip_port
         self.rtp_port = rtp_port
@@ -358,9 +366,9 @@ class SipEndpoint:
         ep.libCreate()
         self.ep = ep
         self._log_writer = LogWriter()
-        cfg = endpoint_config(max_calls=REQUESTED_LEGS, user_agent="hotline12348-worker",
+        cfg = endpoint_config(max_calls=REQUESTED_LEGS, user_agent=self.user_agent,
                               max_media_ports=MAX_MEDIA_PORTS, writer=self._log_writer,
-                              log_level=self.pj_log_level, keep_clock=False)
+                              log_level=self.pj_log_level, keep_clock=self.keep_clock)
         cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_SPACE
         ep.libInit(cfg)
         self.max_legs = effective_max_calls()
@@ -374,7 +382,7 @@ class SipEndpoint:
         for codec in ep.codecEnum2():
             ep.codecSetPriority(codec.codecId, CODEC_PRIORITIES.get(codec.codecId, 0))
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:worker@{self.host}:{self.sip_port}"
+        acfg.idUri = f"sip:{self.user}@{self.host}:{self.sip_port}"
         acfg.mediaConfig.transportConfig.port = self.rtp_port
         acfg.mediaConfig.transportConfig.portRange = self.rtp_ports or 2 * self.max_legs
         acfg.mediaConfig.transportConfig.boundAddress = self.host
