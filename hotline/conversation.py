@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -463,6 +464,7 @@ class Conversations:
         variables = dict(session.vars) if session is not None else {}
         return {"type": "offer", "call": call.key, "ticket_no": call.ticket_no,
                 "kind": "callback" if call.callback_id is not None else "call",
+                "at": time.time(),  # when the server made the offer (epoch seconds)
                 "caller": mask_number(call.caller), "line": call.line, "queue": call.queue,
                 "priority": call.priority.value, "language": call.language.value,
                 "category": variables.get("category"),
