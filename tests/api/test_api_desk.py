@@ -7,12 +7,14 @@ import asyncio
 import httpx
 import pytest
 from scripted import queue_caller, until
+from sqlalchemy import select
 
 from hotline.api.app import create_app
-from hotline.domain import Language, Role
+from hotline.domain import CallEventKind, Language, Role
 from hotline.store import agents as ledger_agents
 from hotline.store import users as store_users
 from hotline.store.session import session_scope
+from hotline.store.tables import CallEvent
 from hotline.telephony import protocol as p
 
 PASSWORD = "correct-horse-1"
@@ -331,3 +333,48 @@ async def test_a_console_offer_rejected_or_left_to_time_out_passes_the_caller_on
         states = {(await client.get("/api/v1/agent", headers=t)).json()["state"]
                   for t in tokens.values()}
         assert states == {"idle"}
+
+
+async def test_a_lawyer_cannot_sign_out_mid_call_and_nothing_changes(desk):
+    cc, sent, client, tokens = desk
+    lawyer = tokens["8001"]
+    await client.post("/api/v1/agent/login", json={}, headers=lawyer)
+    i = await queue_caller(cc, sent)
+    i, ring = await until(sent, p.Originate, i, uri="sip:8001@10.0.0.1")
+    cc.on_worker_event("w1", p.LegAnswered("k1", ring.leg))
+    await until(sent, p.Connect, i, legs=("caller", ring.leg))
+    out = await client.post("/api/v1/agent/logout", headers=lawyer)
+    assert out.status_code == 409 and out.json()["code"] == "agent.illegal_transition"
+    assert (await client.get("/api/v1/agent", headers=lawyer)).json()["state"] == "in_call"
+    [mine] = (await client.get("/api/v1/calls/mine", headers=lawyer)).json()
+    assert mine["state"] == "talking"
+    # After the call (and its wrap-up) signing out works.
+    cc.on_worker_event("w1", p.LegEnded("k1", "caller", "remote_hangup", 200))
+    cc.on_worker_event("w1", p.LegEnded("k1", ring.leg, "caller_gone", 200))
+    await asyncio.sleep(0.1)
+    cc.desk.wrap_done("8001", cc.now())
+    done = await client.post("/api/v1/agent/logout", headers=lawyer)
+    assert done.status_code == 200 and done.json()["status"] == "logged_out"
+
+
+async def test_a_phone_that_never_answers_is_a_miss_and_the_next_lawyer_is_rung(make_center):
+    cc, sent, factory, ledger = make_center(HOTLINE_TELEPHONY_RING_TIMEOUT="5",
+                                            HOTLINE_TELEPHONY_QUEUE_WAIT="60")
+    for work_id in ("8001", "8002"):
+        cc.desk.login(work_id, f"sip:{work_id}@10.0.0.1", cc.now(), skills={"general": 4})
+    i = await queue_caller(cc, sent)
+    i, first = await until(sent, p.Originate, i)
+    cc.on_worker_event("w1", p.LegRinging("k1", first.leg))
+    # Nobody picks up: after the ring timeout the worker is told to stop ringing.
+    i, stop = await until(sent, p.Hangup, i, leg=first.leg, timeout=7)
+    assert stop.reason == "no_answer"
+    cc.on_worker_event("w1", p.LegEnded("k1", first.leg, "no_answer", 487))
+    i, second = await until(sent, p.Originate, i)
+    assert second.uri != first.uri
+    missed = first.uri[4:8]
+    assert cc.desk.agents[missed].missed == 1
+    ledger.flush()
+    with factory() as s:
+        rejected = [e.data for e in s.scalars(select(CallEvent).where(
+            CallEvent.kind == CallEventKind.OFFER_REJECTED))]
+    assert rejected and rejected[0]["reason"] == "no_answer"
