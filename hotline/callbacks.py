@@ -114,7 +114,9 @@ class Callbacks:
                 desk.missed(work_id, key, now, released=True)
             return None
         del self.waiting[key]
-        call_key = uuid.uuid4().hex
+        # The key doubles as the SIP Call-ID of the ledger row: it names the request, so a
+        # restart can tell whether its last try got through (see store.callbacks).
+        call_key = f"{ledger_callbacks.CALL_PREFIX}{view.id}-{uuid.uuid4().hex[:12]}"
         call = LiveCall(call_key, worker, call_key, view.number, "callback", now)
         call.callback_id = view.id
         call.queue, call.queued_since = view.queue, view.place_at

@@ -19,6 +19,8 @@ from hotline.store.calls import OpenedCall, next_ticket_no
 from hotline.store.tables import Call, CallbackRequest, CallEvent, Ticket, TicketHistory
 
 PENDING, DIALING, DONE, FAILED = "pending", "dialing", "done", "failed"
+# The SIP Call-ID (and worker key) of a try: callback-<request id>-<random>.
+CALL_PREFIX = "callback-"
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,29 @@ def request_callback(session: Session, call_id: int, *, number: str, queue: str,
 
 
 def open_requests(session: Session) -> list[CallbackView]:
-    """Requests still to be served, in line order; ``dialing`` ones go back to ``pending``."""
+    """Requests still to be served, in line order.
+
+    A request left ``dialing`` (the node stopped during a try) is done when that try's
+    caller had answered (the conversation may even have gone on in its worker), else it goes
+    back to ``pending`` without the try counting.
+    """
     rows = session.scalars(select(CallbackRequest)
                            .where(CallbackRequest.status.in_((PENDING, DIALING)))
                            .order_by(CallbackRequest.place_at, CallbackRequest.id)).all()
+    out = []
     for row in rows:
-        row.status = PENDING
+        if row.status == DIALING:
+            answered = session.scalar(
+                select(Call.answered_at).where(Call.sip_call_id.like(f"{CALL_PREFIX}{row.id}-%"))
+                .order_by(Call.id.desc()).limit(1))
+            if answered is not None:
+                row.status, row.done_at = DONE, answered
+                continue
+            row.status = PENDING
+            row.attempts = max(0, row.attempts - 1)
+        out.append(_view(session, row))
     session.flush()
-    return [_view(session, row) for row in rows]
+    return out
 
 
 def pending_request(session: Session, request_id: int) -> CallbackView | None:
