@@ -157,30 +157,3 @@ async def test_an_unanswered_callback_is_tried_again_then_given_up(make_center):
     assert not cc.callbacks.waiting and not cc.desk.waiting
     await cc.shutdown(grace=0.1)
 
-
-def test_a_restart_during_a_try_is_resolved_from_the_ledger(make_center):
-    cc, sent, factory, ledger = make_center()
-    now = cc.now()
-    with session_scope(factory) as s:
-        ids = []
-        for n, number in enumerate(("13900000001", "13900000002")):
-            s.add(Call(sip_call_id=f"asked{n}", line_dialed="12348", caller_number=number,
-                       started_at=now))
-            s.flush()
-            call_id = s.scalar(select(Call.id).where(Call.sip_call_id == f"asked{n}"))
-            s.add(Ticket(ticket_no=f"12348-20261130-99999{n}", call_id=call_id,
-                         created_at=now, caller_number=number))
-            s.flush()
-            ids.append(ledger_callbacks.request_callback(
-                s, call_id, number=number, queue="general", priority=Priority.NORMAL,
-                place_at=now, at=now).id)
-        for request_id in ids:  # both were being dialled when the node stopped
-            opened = ledger_callbacks.start_attempt(
-                s, request_id, worker="w1", sip_call_id=f"callback-{request_id}-abc",
-                at=now, local_day=now.date())
-            if request_id == ids[0]:  # the first caller had answered
-                s.get(Call, opened.call_id).answered_at = now
-    with session_scope(factory) as s:
-        waiting = ledger_callbacks.open_requests(s)
-    assert [(v.id, v.attempts) for v in waiting] == [(ids[1], 0)]  # the try is not counted
-    assert [r[:2] for r in _requests(factory)] == [("done", 1), ("pending", 0)]
