@@ -256,3 +256,52 @@ async def test_console_says_when_the_server_goes_and_comes_back(start_node, tmp_
         # The desk state went with the old process; the board follows the new one.
         await _until(pilot, lambda: table.row_count == 0, 10, "fresh board")
         await pilot.press("ctrl+q")
+
+
+@pytest.mark.timeout(180)
+async def test_console_lawyer_on_a_baresip_phone(start_node, tmp_path, port_block):
+    """The same desk with a third-party phone: baresip rings and auto-answers (phone mode:
+    answering takes the call), the console holds, hangs up and files the ticket."""
+    from baresip import Baresip
+
+    sip, ctrl, rtp = port_block(2), port_block(1), port_block(20)
+    phone = Baresip(tmp_path / "lawyer", sip_port=sip, ctrl_port=ctrl,
+                    rtp_ports=(rtp, rtp + 19), source=make_tone(tmp_path / "l.wav", 600),
+                    user="8001", lifetime=150, auto_answer=True).start()
+    caller = None
+    try:
+        node = start_node(1, legs_per_call=4, telephony_queue_wait=120)
+        _add_user(node, "8001", "lawyer", f"sip:8001@127.0.0.1:{sip}")
+        app = ConsoleApp(f"http://127.0.0.1:{node['api']}", "8001",
+                         state_dir=tmp_path / "s")
+        async with app.run_test(size=(140, 60)) as pilot:
+            await _login(pilot, app)
+            await _until(pilot, lambda: isinstance(app.screen, DeskScreen), 10, "desk")
+            desk = app.screen
+            caller = _caller(tmp_path, node["uri"], hold=40)
+            await _until(pilot, lambda: (desk.call or {}).get("state") == "talking", 40,
+                         "baresip answered")
+            await pilot.press("h")
+            await _until(pilot, lambda: (desk.call or {}).get("state") == "held", 10, "held")
+            await pilot.press("h")
+            await _until(pilot, lambda: (desk.call or {}).get("state") == "talking", 10,
+                         "back")
+            await pilot.press("x")
+            await _until(pilot, lambda: isinstance(app.screen, WrapUpScreen), 20, "wrap-up")
+            form = app.screen
+            form.query_one("#disposition", Select).value = "non_legal"
+            await pilot.pause()
+            await pilot.press("ctrl+s")
+            await _until(pilot, lambda: app.screen is desk, 10, "filed")
+            await pilot.press("ctrl+q")
+        assert caller.wait(30) == 0
+    finally:
+        phone.close()
+        if caller is not None and caller.poll() is None:
+            caller.kill()
+    [(status, disposition, lawyer)] = _rows(
+        node, "select t.status, t.disposition, u.work_id from tickets t "
+              "join users u on u.id = t.lawyer_id")
+    assert (status, disposition, lawyer) == ("closed", "non_legal", "8001")
+    [(reason,)] = _rows(node, "select end_reason from calls")
+    assert reason == "lawyer_hangup"
