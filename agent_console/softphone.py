@@ -24,6 +24,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -98,11 +99,30 @@ class SoundDeviceHeadset:
                     out += bytes(want - len(out))
             outdata[:] = bytes(out[:want])
 
-        self.stream = self._sd.RawStream(samplerate=RATE, blocksize=FRAME_SAMPLES,
-                                         dtype="int16", channels=1, device=self.devices,
-                                         callback=callback, latency="low")
-        self.stream.start()
-        self.name = f"sounddevice ({self.stream.device})"
+        ticks = [0]
+
+        def counted(indata: Any, outdata: Any, frames: int, when: Any, status: Any) -> None:
+            ticks[0] += 1
+            callback(indata, outdata, frames, when, status)
+
+        # PortAudio 19.6 through ALSA's pulse plugin: about one start in fifty the stream's
+        # thread dies at once without an error (snd_pcm_delay → EIO); check the callback
+        # runs, else open it again.
+        for _attempt in range(3):
+            stream = self._sd.RawStream(samplerate=RATE, blocksize=FRAME_SAMPLES,
+                                        dtype="int16", channels=1, device=self.devices,
+                                        callback=counted, latency="low")
+            before = ticks[0]
+            stream.start()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and ticks[0] - before < 5:
+                time.sleep(0.01)
+            if stream.active and ticks[0] - before >= 5:
+                self.stream = stream
+                self.name = f"sounddevice ({stream.device})"
+                return
+            stream.close()
+        raise OSError("声音设备打开后没有数据 (已重试 3 次)")
 
     def stop(self) -> None:
         """Close the stream."""

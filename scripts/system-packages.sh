@@ -20,6 +20,11 @@ check kamailio kamailio       # the SIP front (hotline serve starts and supervis
 ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || need+=(libportaudio2)
 if [[ ${HOTLINE_DEV:-0} == 1 ]]; then
     check baresip baresip-core  # a third-party SIP caller for the tests
+    # The softphone tests: a private PulseAudio with null sinks as the lawyer's headset,
+    # reached by PortAudio through ALSA's pulse PCM.
+    check pulseaudio pulseaudio
+    check pactl pulseaudio-utils
+    check /usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so libasound2-plugins
 fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 

@@ -16,11 +16,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from phones import Ua, close_all, read_channels, tones  # noqa: E402
+from phones import Ua, close_all, make_tone, read_channels, tones  # noqa: E402
 from test_console import _add_user, _caller, _login, _text, _until  # noqa: E402
 
 from agent_console.app import ConsoleApp, DeskScreen, WrapUpScreen
-from agent_console.softphone import FRAME_SAMPLES, SilentHeadset, Softphone
+from agent_console.softphone import (
+    FRAME_SAMPLES,
+    SilentHeadset,
+    Softphone,
+    SoundDeviceHeadset,
+)
 
 CALLER_HZ, LAWYER_HZ = 1000, 600
 
@@ -68,12 +73,31 @@ def _rows(node, sql):
         engine.dispose()
 
 
+@pytest.fixture
+def pulse(tmp_path):
+    from pulse import Pulse
+
+    server = Pulse(tmp_path / "pulse").start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.timeout(180)
-async def test_lawyer_talks_to_a_caller_through_the_console_softphone(start_node, tmp_path):
+@pytest.mark.parametrize("device", ["tone", "pulseaudio"])
+async def test_lawyer_talks_to_a_caller_through_the_console_softphone(start_node, tmp_path,
+                                                                      device, request):
     node = start_node(1, legs_per_call=4, telephony_queue_wait=120)
     _add_user(node, "8001", "lawyer", "sip:8001@127.0.0.1:5999")
     server = f"http://127.0.0.1:{node['api']}"
-    headset = ToneHeadset(LAWYER_HZ)
+    speaker = tmp_path / "speaker.raw"
+    players = []
+    if device == "tone":
+        headset = ToneHeadset(LAWYER_HZ)
+    else:  # sounddevice on a PulseAudio null sink: a tone into the mic, the speaker recorded
+        pulse = request.getfixturevalue("pulse")
+        headset = SoundDeviceHeadset("pulse", "pulse")
+        players = [pulse.play(make_tone(tmp_path / "mic.wav", LAWYER_HZ)),
+                   pulse.record(speaker)]
     app = ConsoleApp(server, "8001", softphone=True, softphone_host="127.0.0.1",
                      headset=headset, state_dir=tmp_path / "s")
     caller = None
@@ -102,10 +126,19 @@ async def test_lawyer_talks_to_a_caller_through_the_console_softphone(start_node
     finally:
         if caller is not None and caller.poll() is None:
             caller.kill()
+        for proc in players:
+            proc.terminate()
+            proc.wait(5)
     # The headset heard the caller; the recording has the caller left, the lawyer right.
-    heard = headset.heard
-    assert CALLER_HZ in tones(heard, len(heard) / 8000 - 3.5, len(heard) / 8000 - 1.0,
-                              (CALLER_HZ,))
+    if device == "tone":
+        heard = headset.heard
+    else:
+        assert headset.name.startswith("sounddevice")
+        raw = speaker.read_bytes()
+        heard = array.array("h", raw[:len(raw) // 2 * 2])
+    seconds = len(heard) / 8000
+    windows = [tones(heard, t, t + 1.0, (CALLER_HZ,)) for t in range(int(seconds) - 1)]
+    assert sum(CALLER_HZ in w for w in windows) >= 2, windows  # the caller reached the ear
     [(path,)] = _rows(node, "select r.path from recordings r")
     left, right = read_channels(Path(path))
     [(answered_at, agent_at)] = _rows(node, "select answered_at, agent_answered_at from calls")
