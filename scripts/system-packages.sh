@@ -24,7 +24,8 @@ if [[ ${HOTLINE_DEV:-0} == 1 ]]; then
     # reached by PortAudio through ALSA's pulse PCM.
     check pulseaudio pulseaudio
     check pactl pulseaudio-utils
-    check /usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so libasound2-plugins
+    compgen -G '/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so' >/dev/null \
+        || need+=(libasound2-plugins)
 fi
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
