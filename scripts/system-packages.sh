@@ -17,7 +17,7 @@ check espeak-ng espeak-ng     # Mandarin TTS for prompts without a recording
 check sox sox                 # resampling prompts and test audio to 8 kHz
 check kamailio kamailio       # the SIP front (hotline serve starts and supervises it)
 # PortAudio for the console's softphone (sounddevice); without it the softphone is silent.
-ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' || need+=(libportaudio2)
+ldconfig -p 2>/dev/null | grep 'libportaudio\.so\.2' >/dev/null || need+=(libportaudio2)
 if [[ ${HOTLINE_DEV:-0} == 1 ]]; then
     check baresip baresip-core  # a third-party SIP caller for the tests
     # The softphone tests: a private PulseAudio with null sinks as the lawyer's headset,
