@@ -30,3 +30,14 @@ async def queue_caller(cc: Any, sent: list[tuple[str, Any]], key: str = "k1",
     i, play = await until(sent, p.PlayFiles, i + 1, call=key)  # "connecting you"
     cc.on_worker_event("w1", p.PlaybackDone(key, play.token))
     return i
+
+
+async def wait_for(check: Any, timeout: float = 10.0) -> None:
+    """Until ``check()`` is true (AssertionError after ``timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")

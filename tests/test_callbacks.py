@@ -6,7 +6,7 @@ a lawyer who is rung first; a caller who does not answer gets another try later.
 import asyncio
 from datetime import timedelta
 
-from scripted import until
+from scripted import until, wait_for
 from sqlalchemy import select
 
 from hotline.callcenter import CallCenter
@@ -47,22 +47,13 @@ def _requests(factory):
         return [(r.status, r.attempts, r.number) for r in s.scalars(select(CallbackRequest))]
 
 
-async def _wait(check, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
 
 async def test_a_callback_is_kept_survives_a_restart_and_calls_the_lawyer_then_the_caller(
         make_center):
     cc, sent, factory, ledger = make_center()
     cc.workers = lambda: ["w1"]
     await _ask_for_a_callback(cc, sent)
-    await _wait(lambda: _requests(factory) == [("pending", 0, "13800000000")])
+    await wait_for(lambda: _requests(factory) == [("pending", 0, "13800000000")])
     assert any(k.startswith("cb-") for k in cc.desk.waiting)
     with factory() as s:
         first = s.scalar(select(Ticket))
@@ -86,7 +77,7 @@ async def test_a_callback_is_kept_survives_a_restart_and_calls_the_lawyer_then_t
     i, ring = await until(sent, p.Originate, n, uri="sip:8001@10.0.0.1")
     assert ring.new_call  # the worker opens the hotline's own call with this leg
     key = ring.call
-    await _wait(lambda: cc2.calls[key].db_id is not None)
+    await wait_for(lambda: cc2.calls[key].db_id is not None)
     cc2.on_worker_event("w1", p.LegAnswered(key, ring.leg))
     i, dial = await until(sent, p.Originate, i + 1, call=key, leg="caller")
     assert dial.uri.startswith("sip:13800000000@")  # through the front's trunk route
@@ -94,10 +85,10 @@ async def test_a_callback_is_kept_survives_a_restart_and_calls_the_lawyer_then_t
     i, connect = await until(sent, p.Connect, i + 1, call=key)
     assert set(connect.legs) == {"caller", ring.leg}
     await until(sent, p.Record, i + 1, call=key)
-    await _wait(lambda: _requests(factory)[0][0] == "dialing")
+    await wait_for(lambda: _requests(factory)[0][0] == "dialing")
     cc2.on_worker_event("w1", p.LegEnded(key, "caller", "remote_hangup", 200))
     cc2.on_worker_event("w1", p.LegEnded(key, ring.leg, "caller_gone", 200))
-    await _wait(lambda: _requests(factory) == [("done", 1, "13800000000")])
+    await wait_for(lambda: _requests(factory) == [("done", 1, "13800000000")])
     ledger.flush()
     with factory() as s:
         call = s.scalar(select(Call).where(Call.outbound.is_(True)))
@@ -135,13 +126,13 @@ async def test_an_unanswered_callback_is_tried_again_then_given_up(make_center):
         i, ring = await until(sent, p.Originate, i + 1,
                               uri="sip:8001@10.0.0.1")
         key = ring.call
-        await _wait(lambda k=key: cc.calls[k].db_id is not None)
+        await wait_for(lambda k=key: cc.calls[k].db_id is not None)
         cc.on_worker_event("w1", p.LegAnswered(key, ring.leg))
         i, dial = await until(sent, p.Originate, i + 1, call=key, leg="caller")
         cc.on_worker_event("w1", p.LegEnded(key, "caller", "no_answer", 408))
         cc.on_worker_event("w1", p.LegEnded(key, ring.leg, "caller_gone", 200))
         expected = ("pending", 1) if attempt == 1 else ("failed", 2)
-        await _wait(lambda e=expected: _requests(factory)[0][:2] == e)
+        await wait_for(lambda e=expected: _requests(factory)[0][:2] == e)
         if attempt == 1:
             # Not before the pause (1 minute here): the lawyer is not rung again at once.
             await asyncio.sleep(1.0)

@@ -6,7 +6,7 @@ number; a queue without overflow hands the caller back to the flow.
 
 import asyncio
 
-from scripted import queue_caller, until
+from scripted import queue_caller, until, wait_for
 from sqlalchemy import select
 
 from hotline.domain import CallEventKind, EndReason
@@ -17,15 +17,6 @@ from hotline.telephony import protocol as p
 def _set_queue(cc, code, **changes):
     cc.settings.queues[code] = cc.settings.queues[code].model_copy(update=changes)
 
-
-async def _wait(check, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 async def test_unstaffed_queue_overflows_at_once_to_a_callback_keeping_the_place(make_center):
@@ -43,7 +34,7 @@ async def test_unstaffed_queue_overflows_at_once_to_a_callback_keeping_the_place
             return [(r.number, r.queue_code, r.status, r.place_at)
                     for r in s.scalars(select(CallbackRequest))]
 
-    await _wait(lambda: len(requests()) == 1)
+    await wait_for(lambda: len(requests()) == 1)
     [(number, queue, status, place_at)] = requests()
     assert (number, queue, status) == ("13800138000", "general", "pending")
     with factory() as s:

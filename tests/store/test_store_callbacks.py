@@ -14,7 +14,6 @@ from hotline.store.tables import Call, CallbackRequest, Ticket, TicketHistory
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
-
 def test_a_restart_during_a_try_is_resolved_from_the_ledger(factory):
     now = NOW
     with session_scope(factory) as s:
