@@ -79,6 +79,7 @@ CSS = """
 .form Label { margin-top: 1; }
 .errors { color: $error; height: auto; }
 .buttons { height: auto; margin-top: 1; }
+.phone_choice { height: auto; }
 #category_tree { height: 12; }
 LoginScreen, TransferScreen, WrapUpScreen { align: center middle; }
 """
@@ -89,9 +90,11 @@ STATUS_LABEL = {"available": "示闲", "on_break": "小休"}
 class LoginScreen(Screen[None]):
     """Work id and password; lawyers also give the phone and how they accept calls."""
 
-    def __init__(self, work_id: str, phone: str, accept_in_console: bool) -> None:
+    def __init__(self, work_id: str, phone: str, accept_in_console: bool,
+                 softphone: bool = False) -> None:
         super().__init__()
         self.work_id, self.phone, self.accept = work_id, phone, accept_in_console
+        self.softphone = softphone
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form"):
@@ -100,10 +103,14 @@ class LoginScreen(Screen[None]):
             yield Input(self.work_id, id="work_id")
             yield Label("密码")
             yield Input(password=True, id="password")
-            yield Label("话机 SIP 地址 (律师; 留空使用账号中登记的话机)")
-            yield Input(self.phone, id="phone", placeholder="sip:8001@192.168.1.20")
-            yield Checkbox("在工作台接听 (按 A 接听后呼叫话机, 话机须自动应答)", self.accept,
-                           id="accept")
+            with Vertical(classes="phone_choice") as choice:
+                choice.display = not self.softphone
+                yield Label("话机 SIP 地址 (律师; 留空使用账号中登记的话机)")
+                yield Input(self.phone, id="phone", placeholder="sip:8001@192.168.1.20")
+                yield Checkbox("在工作台接听 (按 A 接听后呼叫话机, 话机须自动应答)",
+                               self.accept, id="accept")
+            if self.softphone:
+                yield Label("话机: 工作台内置软电话 (耳机)")
             yield Static("", id="login_error", classes="errors")
             with Horizontal(classes="buttons"):
                 yield Button("登录", id="login", variant="primary")
@@ -896,7 +903,8 @@ class ConsoleApp(App[None]):
         self.main: MainScreen | None = None
 
     def on_mount(self) -> None:
-        self.push_screen(LoginScreen(self.work_id, self.phone, self.accept_in_console))
+        self.push_screen(LoginScreen(self.work_id, self.phone, self.accept_in_console,
+                                     self.want_softphone))
 
     async def log_in(self, work_id: str, password: str, phone: str, accept: bool) -> None:
         """Log in, load the catalogue, open the screen for the role, start the events."""
