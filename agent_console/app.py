@@ -365,6 +365,10 @@ class DeskScreen(MainScreen):
                     self.wrap_due.append(ticket)
                 if not isinstance(self.app.screen, ModalScreen):
                     self.open_wrapup(ticket)
+        elif kind == "caller_history":
+            current = self.offer or self.call
+            if current is not None and current.get("call") == event.get("call"):
+                self.history = list(event.get("tickets") or [])
         elif kind == "stats":
             self.stats = event
         self.refresh_bindings()

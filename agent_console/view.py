@@ -100,7 +100,11 @@ def call_card(offer: dict[str, Any] | None, call: dict[str, Any] | None,
         title = Text(f"{what} — {how}", style="bold reverse yellow")
     table.add_row("来电号码", str(facts.get("caller", "")))
     table.add_row("工单号", str(facts.get("ticket_no", "")))
+    if facts.get("region"):
+        table.add_row("地区", str(facts["region"]))
     table.add_row("热线/队列", f"{facts.get('line', '')} / {facts.get('queue', '')}")
+    if facts.get("repeat"):
+        table.add_row("来电记录", Text("近期来电过 (首问负责)", style="bold"))
     priority = label(Priority, facts.get("priority"))
     reasons = facts.get("green_reasons") or []
     if isinstance(reasons, str):

@@ -37,6 +37,7 @@ from hotline.callers import mask_number
 from hotline.domain import CallEventKind, EndReason
 from hotline.errors import DomainError
 from hotline.store import calls as ledger_calls
+from hotline.store.callers import caller_history
 from hotline.telephony import protocol as p
 
 if TYPE_CHECKING:
@@ -393,18 +394,37 @@ class Conversations:
                             self._console_offer_timed_out, work_id))
                     self.center.publish({**self._offer_event(call), "accept": "console"},
                                         (work_id,), True)
+                    self._send_history(call, work_id)
                     continue
                 name = self._originate(call, "lawyer", desk.phones[work_id])
                 call.legs[name].agent = work_id
                 desk.ringing(work_id, now)
                 self.center.publish({**self._offer_event(call), "accept": "phone"},
                                     (work_id,), True)
+                self._send_history(call, work_id)
         if self._tick is not None:
             self._tick.cancel()
             self._tick = None
         if desk.waiting:
             self._tick = asyncio.get_running_loop().call_later(ROUTE_EVERY, self.route)
         self.center.publish_stats()
+
+    def _send_history(self, call: LiveCall, work_id: str) -> None:
+        """The caller's earlier tickets follow the offer on the lawyer's stream."""
+        if not call.caller:
+            return
+
+        async def send() -> None:
+            try:
+                tickets = await self.center.ledger.run(caller_history, call.caller,
+                                                       call.started)
+            except Exception:  # noqa: BLE001 - the console can still ask over REST
+                log.exception("来电人历史工单查询失败")
+                return
+            self.center.publish({"type": "caller_history", "call": call.key,
+                                 "tickets": tickets}, (work_id,), False)
+
+        asyncio.get_running_loop().create_task(send())
 
     def _console_offer_timed_out(self, work_id: str) -> None:
         self._console_offer_over(work_id, "no_answer")
@@ -467,6 +487,8 @@ class Conversations:
                 "at": time.time(),  # when the server made the offer (epoch seconds)
                 "caller": mask_number(call.caller), "line": call.line, "queue": call.queue,
                 "priority": call.priority.value, "language": call.language.value,
+                "region": call.facts.region if call.facts is not None else "",
+                "repeat": bool(call.facts and call.facts.repeat),
                 "category": variables.get("category"),
                 "green_reasons": _green_reasons(call, variables),
                 "ivr_path": [f"{f}/{n}" for f, n in session.path] if session else [],

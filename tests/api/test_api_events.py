@@ -83,6 +83,9 @@ async def test_offer_call_state_and_end_reach_the_right_consoles(served):
         offer = await _next(lawyer, "offer")
         assert offer["caller"] == "138****8000" and offer["queue"]
         assert offer["ivr_path"] and offer["ticket_no"].startswith("12348-")
+        assert offer["region"] == "" and offer["repeat"] is False and offer["at"] > 0
+        history = await _next(lawyer, "caller_history")
+        assert history["call"] == offer["call"] and history["tickets"] == []
         assert (await _next(boss, "offer"))["call"] == offer["call"]
         board = await _next(boss, "stats")  # the wallboard follows the queue
         assert board["agents"] and "queues" in board
