@@ -112,6 +112,8 @@ def close_call(session: Session, call_id: int, *, at: datetime, reason: EndReaso
     if ticket is not None:
         if ivr_path is not None:
             ticket.ivr_path = ivr_path
+        if ticket.queue_code is None:
+            ticket.queue_code = call.queue_code  # the queue the caller waited in last
         for name, vocab in _TICKET_FIELDS.items():
             value = ivr_vars.get(name)
             if value in {m.value for m in vocab}:

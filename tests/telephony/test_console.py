@@ -40,16 +40,22 @@ def _add_user(node, work_id, role, phone=""):
     args = [sys.executable, "-m", "hotline", "users", "add", work_id, "--name",
             f"用户{work_id}", "--role", role]
     if role == "lawyer":
-        args += ["--skill", "general:4", "--sip-uri", phone]
+        args += ["--skill", "general:4", "--skill", "labor:4", "--sip-uri", phone]
     done = subprocess.run(args, input=PASSWORD + "\n", text=True, capture_output=True,
                           cwd=node["dir"], env=node["env"])
     assert done.returncode == 0, done.stderr
 
 
-def _caller(tmp, uri, hold):
+# The main flow by DTMF: after the recording notice (no barge-in) 1 = 普通话, 1 = 劳动争议,
+# 1 = 农民工讨薪 (green channel) → the labor queue; presses that land during the notice or in
+# the queue are ignored, so a steady series walks the menus whatever the prompts' lengths.
+CATEGORY_DTMF = ",".join(f"1:{t}" for t in range(24, 60, 3))
+
+
+def _caller(tmp, uri, hold, dtmf="0:1.0"):
     tone = make_tone(tmp / "caller.wav", 1000)
     return subprocess.Popen(
-        [sys.executable, str(CALLER), "--target", uri, "--wav", str(tone), "--dtmf", "0:1.0",
+        [sys.executable, str(CALLER), "--target", uri, "--wav", str(tone), "--dtmf", dtmf,
          "--hold", str(hold), "--timeout", str(hold + 30), "--result", str(tmp / "c.json")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=(tmp / "caller.log").open("wb"))
@@ -80,7 +86,7 @@ def _text(screen, selector):
     return console.export_text()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 async def test_lawyer_takes_transfers_and_a_colleague_closes_the_ticket(start_node, tmp_path):
     phone1 = Ua("8001", "--wav", str(make_tone(tmp_path / "l1.wav", 600)))
     phone2 = Ua("8002", "--wav", str(make_tone(tmp_path / "l2.wav", 800)))
@@ -111,10 +117,11 @@ async def test_lawyer_takes_transfers_and_a_colleague_closes_the_ticket(start_no
                          "signed in")
             assert "示闲" in _text(desk, "#status")
 
-            caller = _caller(tmp_path, node["uri"], hold=60)
-            await _until(pilot, lambda: "按 A 接听" in _text(desk, "#card"), 40, "offer card")
+            caller = _caller(tmp_path, node["uri"], hold=150, dtmf=CATEGORY_DTMF)
+            await _until(pilot, lambda: "按 A 接听" in _text(desk, "#card"), 100, "offer card")
             card = _text(desk, "#card")
             assert "按 A 接听" in card and "****" in card  # masked caller number
+            assert "劳动争议" in card and "绿色通道 (农民工讨薪" in card  # chosen by DTMF
             assert not phone1.drain()  # the phone is not rung before the lawyer accepts
             await pilot.press("a")
             phone1.wait("incoming", timeout=15)
@@ -211,8 +218,11 @@ async def test_lawyer_takes_transfers_and_a_colleague_closes_the_ticket(start_no
     assert (status, category, sub, disposition, confidential, lawyer) == (
         "closed", "labor", "欠薪", "answered", 1, "8002")
     assert summary == "工地老板拖欠三个月工资" and answer.startswith("可向劳动保障监察")
+    [(priority, reasons, queue)] = _rows(node, "select priority, green_reasons, queue_code "
+                                               "from tickets")
+    assert priority == "green" and "migrant_wages" in reasons and queue == "labor"
     kinds = [r[0] for r in _rows(node, "select kind from call_events order by seq")]
-    for kind in ("enqueued", "offer", "agent_answered", "hold", "unhold", "transfer",
+    for kind in ("digits", "enqueued", "offer", "agent_answered", "hold", "unhold", "transfer",
                  "ended"):
         assert kind in kinds, kinds
 
