@@ -100,9 +100,10 @@ class Callbacks:
     def start(self, key: str, work_ids: tuple[str, ...]) -> LiveCall | None:
         """The router picked ``work_ids`` for request ``key``: place the hotline's own call.
 
-        Returns the live call now waiting for its lawyer (under its own key in the desk's
-        line), or None when no media worker can take it (the lawyers are released and the
-        request keeps its place).
+        The call waits in the desk's line under its own key; its ledger row is written
+        first, then the lawyers (still reserved) are offered it. Returns the call, or None
+        when no media worker can take it (the lawyers are released and the request keeps
+        its place).
         """
         from hotline.callcenter import LiveCall
 
@@ -124,10 +125,11 @@ class Callbacks:
         call.queued = True
         self.center.calls[call_key] = call
         desk.rekey(key, call_key)
-        asyncio.get_running_loop().create_task(self._open(call, view))
+        asyncio.get_running_loop().create_task(self._open(call, view, work_ids))
         return call
 
-    async def _open(self, call: LiveCall, view: CallbackView) -> None:
+    async def _open(self, call: LiveCall, view: CallbackView, work_ids: tuple[str, ...],
+                    ) -> None:
         local = call.started.astimezone(self.center.settings.tz)
         try:
             opened = await self.center.ledger.run(
@@ -138,6 +140,8 @@ class Callbacks:
             call.ended = True
             self.center.talk.stop_waiting(call)
             self.center.calls.pop(call.key, None)
+            for work_id in work_ids:
+                self.center.desk.missed(work_id, call.key, self.center.now(), released=True)
             self.enqueue(view)
             return
         finally:
@@ -145,6 +149,8 @@ class Callbacks:
         call.db_id, call.ticket_no = opened.call_id, opened.ticket_no
         log.info("开始回拨: 请求 %d (原工单 %s), 第 %d 次, 工单 %s, 号码 %s", view.id,
                  view.ticket_no, view.attempts + 1, opened.ticket_no, mask_number(view.number))
+        for work_id in work_ids:
+            self.center.talk.offer(call, work_id)
 
     def lawyer_answered(self, call: LiveCall) -> None:
         """The lawyer is on the line: now ring the caller."""

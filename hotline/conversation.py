@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hotline import events as ev
 from hotline.callbacks import PREFIX as CALLBACK_PREFIX
 from hotline.callers import mask_number
-from hotline.domain import CallEventKind, EndReason
+from hotline.domain import AgentState, CallEventKind, EndReason
 from hotline.errors import DomainError
 from hotline.store import calls as ledger_calls
 from hotline.store.callers import caller_history
@@ -377,37 +377,43 @@ class Conversations:
         """Ring the lawyers the desk picks now; keep routing while callers wait."""
         desk, now = self.center.desk, self.center.now()
         for offer in desk.route(now):
-            if offer.call.startswith(CALLBACK_PREFIX):  # a callback request's turn
-                call = self.center.callbacks.start(offer.call, offer.agents)
-                if call is None:
-                    continue
-            else:
-                call = self.center.calls.get(offer.call)
+            if offer.call.startswith(CALLBACK_PREFIX):  # a callback request's turn: the
+                # hotline's own call is written first, then offered (Callbacks.start)
+                self.center.callbacks.start(offer.call, offer.agents)
+                continue
+            call = self.center.calls.get(offer.call)
             for work_id in offer.agents:
-                if call is None or call.ended or not call.queued:
-                    desk.missed(work_id, call.key if call else offer.call, now, released=True)
-                    continue
-                if work_id in desk.accept_in_console:
-                    self.console_offers[work_id] = ConsoleOffer(
-                        call.key, asyncio.get_running_loop().call_later(
-                            self.center.settings.telephony.ring_timeout,
-                            self._console_offer_timed_out, work_id))
-                    self.center.publish({**self._offer_event(call), "accept": "console"},
-                                        (work_id,), True)
-                    self._send_history(call, work_id)
-                    continue
-                name = self._originate(call, "lawyer", desk.phones[work_id])
-                call.legs[name].agent = work_id
-                desk.ringing(work_id, now)
-                self.center.publish({**self._offer_event(call), "accept": "phone"},
-                                    (work_id,), True)
-                self._send_history(call, work_id)
+                self.offer(call, work_id, offer.call)
         if self._tick is not None:
             self._tick.cancel()
             self._tick = None
         if desk.waiting:
             self._tick = asyncio.get_running_loop().call_later(ROUTE_EVERY, self.route)
         self.center.publish_stats()
+
+    def offer(self, call: LiveCall | None, work_id: str, key: str = "") -> None:
+        """Offer ``call`` to the reserved lawyer ``work_id``: in the console, or ring them."""
+        desk, now = self.center.desk, self.center.now()
+        if call is None or call.ended or not call.queued:
+            desk.missed(work_id, call.key if call else key, now, released=True)
+            return
+        agent = desk.agents.get(work_id)
+        if agent is None or agent.state is not AgentState.RESERVED:
+            return  # signed out (or released) while the offer was being prepared
+        if work_id in desk.accept_in_console:
+            self.console_offers[work_id] = ConsoleOffer(
+                call.key, asyncio.get_running_loop().call_later(
+                    self.center.settings.telephony.ring_timeout,
+                    self._console_offer_timed_out, work_id))
+            self.center.publish({**self._offer_event(call), "accept": "console"},
+                                (work_id,), True)
+            self._send_history(call, work_id)
+            return
+        name = self._originate(call, "lawyer", desk.phones[work_id])
+        call.legs[name].agent = work_id
+        desk.ringing(work_id, now)
+        self.center.publish({**self._offer_event(call), "accept": "phone"}, (work_id,), True)
+        self._send_history(call, work_id)
 
     def _send_history(self, call: LiveCall, work_id: str) -> None:
         """The caller's earlier tickets follow the offer on the lawyer's stream."""
