@@ -81,6 +81,7 @@ CSS = """
 .buttons { height: auto; margin-top: 1; }
 .phone_choice { height: auto; }
 #category_tree { height: 12; }
+WrapUpScreen TextArea { height: 5; }
 LoginScreen, TransferScreen, WrapUpScreen { align: center middle; }
 """
 
@@ -651,6 +652,7 @@ class TransferScreen(ModalScreen[dict[str, Any] | None]):
             with Horizontal(classes="buttons"):
                 yield Button("转接", id="go", variant="primary")
                 yield Button("取消", id="cancel")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#to", Input).focus()
@@ -747,6 +749,7 @@ class WrapUpScreen(ModalScreen[str | None]):
             with Horizontal(classes="buttons"):
                 yield Button("提交工单 (Ctrl+S)", id="submit", variant="primary")
                 yield Button("稍后再填 (Esc)", id="later")
+        yield Footer()
 
     def on_mount(self) -> None:
         draft = self.console.drafts.load(self.ticket_no)

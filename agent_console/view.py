@@ -20,6 +20,16 @@ OFFER_GONE = {"rejected": "已拒接", "no_answer": "超时未接", "caller_gone
               "caller_hangup": "来电人已挂机"}
 
 
+LEG_STATES = {"up": "通话中", "ringing": "振铃中"}
+_PARTIES = (("consult", "咨询方"), ("transfer", "转接方"), ("lawyer", "律师"),
+            ("caller", "来电人"))
+
+
+def _party(leg: str) -> str:
+    """A leg's name as the lawyer reads it (``lawyer1`` → 律师)."""
+    return next((name for prefix, name in _PARTIES if leg.startswith(prefix)), leg)
+
+
 def label(enum: Any, value: str | None, default: str = "—") -> str:
     """The Chinese label of an enum value from the API (the value itself if unknown)."""
     if not value:
@@ -91,7 +101,7 @@ def call_card(offer: dict[str, Any] | None, call: dict[str, Any] | None,
     table.add_column()
     if call is not None:
         state = CALL_STATES.get(str(call.get("state")), str(call.get("state")))
-        title = Text.assemble(("通话中  ", "bold green"), state,
+        title = Text.assemble(("当前通话  ", "bold green"), state,
                               f"  {duration(talk_seconds or 0)}")
     else:
         what = "回拨任务 (接通您后再呼叫来电人)" if facts.get("kind") == "callback" else "新来电"
@@ -121,8 +131,10 @@ def call_card(offer: dict[str, Any] | None, call: dict[str, Any] | None,
     if facts.get("waited") is not None and call is None:
         table.add_row("已等待", duration(facts.get("waited", 0)))
     if call is not None and call.get("legs"):
-        legs = ", ".join(f"{n}: {s}" for n, s in call["legs"].items() if s != "ended")
-        table.add_row("通话方", legs)
+        legs = "、".join(f"{_party(n)} ({LEG_STATES.get(s, s)})"
+                        for n, s in call["legs"].items() if s != "ended")
+        if legs:
+            table.add_row("通话方", legs)
     return Group(title, table)
 
 

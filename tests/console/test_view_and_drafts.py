@@ -51,7 +51,7 @@ def test_call_card_shows_masked_facts_and_how_to_answer():
     assert "回拨任务" in callback and "请在话机上接听" in callback
     talking = _plain(call_card(None, {**offer, "state": "held",
                                       "legs": {"caller": "up", "lawyer1": "up"}}, 125))
-    assert "保持中" in talking and "02:05" in talking
+    assert "保持中" in talking and "02:05" in talking and "律师 (通话中)" in talking
 
 
 def test_history_hides_confidential_tickets():
