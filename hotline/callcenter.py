@@ -540,9 +540,9 @@ class CallCenter:
             before, call.queue = call.queue, target  # keeps their place (queued_since)
             assert call.db_id is not None
             self.ledger.post(ledger_calls.update_call, call.db_id, queue_code=target)
-            self.ledger.post(ledger_calls.append_events, call.db_id, [(
-                self.now(), CallEventKind.ENQUEUED, {"queue": target, "overflow_from": before,
-                                                     "reason": reason})])
+            self.talk.event(call, CallEventKind.ENQUEUED, {"queue": target,
+                                                           "overflow_from": before,
+                                                           "reason": reason})
             log.info("排队溢出: 工单 %s %s → %s (%s)", call.ticket_no, before, target, reason)
             self._arm_queue(call, None)
             self.talk.queued(call)
@@ -555,20 +555,17 @@ class CallCenter:
             call.session.vars["callback_number"] = call.caller
             call.session.vars["callback_queue"] = call.queue
             call.end_reason = EndReason.IVR_HANGUP
-            self._event_note(call, {"left_queue": reason, "overflow": "callback"})
+            self.talk.event(call, CallEventKind.IVR_NOTE, {"left_queue": reason,
+                                                           "overflow": "callback"})
             call.hangup_after_token = self.next_hold_token()
             self.send(call.worker, p.PlayFiles(call.key, call.hangup_after_token,
                                                (str(self.system_prompt("overflow_callback")),)))
         elif target and target.startswith("transfer:"):
-            self._event_note(call, {"left_queue": reason, "overflow": target})
+            self.talk.event(call, CallEventKind.IVR_NOTE, {"left_queue": reason,
+                                                           "overflow": target})
             self.talk.call_out(call, target.split(":", 1)[1])
         else:
             self._feed(call, ev.QueueOverflow(reason))
-
-    def _event_note(self, call: LiveCall, data: dict[str, Any]) -> None:
-        if call.db_id is not None:
-            self.ledger.post(ledger_calls.append_events, call.db_id,
-                             [(self.now(), CallEventKind.IVR_NOTE, data)])
 
     def _announce(self, call: LiveCall, command: cmd.Enqueue) -> None:
         """Tell a waiting caller their place and expected wait, then music again."""
