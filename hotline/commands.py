@@ -88,6 +88,28 @@ class TransferToLawyer:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """Recognise a spoken menu choice; ``SpeechHeard(token, ...)`` follows, at most once.
+
+    ``phrases`` pairs each phrase of the menu's grammar with the route key it stands for, in
+    the flow's order. The worker runs Vosk in grammar mode on these phrases (plus a free-text
+    pass for the rejection rule, :mod:`hotline.speech.grammar`) until ``StopListening`` with
+    the same token. A worker that cannot listen may ignore this: the menu still works by key,
+    because the engine's no-input deadline runs whether speech is heard or not.
+    """
+
+    token: int
+    phrases: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class StopListening:
+    """Stop the recogniser started by ``Listen(token)`` (the menu ended: key, timeout...)."""
+
+    token: int
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call."""
 
@@ -95,4 +117,4 @@ class Hangup:
 
 
 IvrCommand = (Play | StopPlayback | RecordMessage | Enqueue | TransferOut | TransferToLawyer
-              | Hangup)
+              | Listen | StopListening | Hangup)

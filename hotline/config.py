@@ -222,6 +222,41 @@ class IvrSettings(_Section):
     max_flow_file_bytes: int = Field(1_000_000, ge=1_000, le=50_000_000)
 
 
+class SpeechSettings(_Section):
+    """Speech to text (Vosk): which model serves which use, and how many live streams.
+
+    A model is a name from ``models/manifest.toml`` (unpacked in ``paths.models``) or a path
+    to a model folder. A missing model is reported at start-up with the command that installs
+    it; calls are answered without live transcription.
+    """
+
+    enabled: bool = True
+    # Live captions use a small model; batch re-transcription the large one when installed
+    # (else the live model).
+    live_model: str = "vosk-model-small-cn-0.22"
+    batch_model: str = "vosk-model-cn-0.22"
+    # Per dialed line (a flow name from [lines]) or per caller language, the live model.
+    line_models: dict[str, str] = Field(default_factory=dict)
+    language_models: dict[Language, str] = Field(default_factory=dict)
+    # At most this many legs are transcribed live at once (0: from the machine's cores, see
+    # docs/hotline.toml); legs beyond it are transcribed in batch after hang-up.
+    max_live_streams: int = Field(0, ge=0, le=1000)
+    # Decoding threads of the speech service (0: one per core).
+    decode_threads: int = Field(0, ge=0, le=256)
+    # The nightly batch job (local time, HH:MM) for calls without a live transcript.
+    nightly_at: str = "02:30"
+    # Text pipeline rules (YAML); empty: the packaged defaults in hotline/speech/text/.
+    lexicon: str = ""
+    rules: str = ""
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+            raise ValueError("应为 HH:MM（24 小时制）")
+        return value
+
+
 class CallerSettings(_Section):
     """Caller facts the flows can branch on."""
 
@@ -292,6 +327,7 @@ class Settings(_Section):
     paths: PathSettings = PathSettings()
     ivr: IvrSettings = IvrSettings()
     callers: CallerSettings = CallerSettings()
+    speech: SpeechSettings = SpeechSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
     lines: dict[str, str] = Field(default_factory=_default_lines)
     # Where relative paths were resolved from; not a configuration key.

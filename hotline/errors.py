@@ -13,7 +13,8 @@ code into words, through :mod:`hotline.i18n`, so the core never formats user tex
     │   └── ConflictError             store.conflict
     ├── AuthError                     auth.*       bad credentials, wrong role
     ├── DomainError                   domain.*     an illegal state transition or command
-    └── ExternalToolError             tool.*       espeak-ng / sox missing or failing
+    ├── ExternalToolError             tool.*       espeak-ng / sox missing or failing
+    └── ModelError                    speech.model.*  a Vosk model missing, broken, bad download
 """
 
 from __future__ import annotations
@@ -102,3 +103,13 @@ class ExternalToolError(HotlineError):
     """A program we shell out to (espeak-ng, sox) is missing or failed."""
 
     default_code = "tool.failed"
+
+
+class ModelError(HotlineError):
+    """A speech model is not installed, has a broken layout, or failed to download or unpack.
+
+    Raised by :mod:`hotline.speech.models`; messages name the command that fixes the problem
+    (``hotline models download NAME``) because operators meet it at server start-up.
+    """
+
+    default_code = "speech.model.error"

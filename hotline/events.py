@@ -32,6 +32,20 @@ class RecordingFinished:
 
 
 @dataclass(frozen=True)
+class SpeechHeard:
+    """The caller said something while a ``Listen(token)`` ran; the worker already judged it.
+
+    ``route`` is the menu key the utterance stands for, or None when it was rejected or not
+    understood (the engine then treats it like an invalid key and falls back to keys);
+    ``text`` is what the recogniser heard, for the timeline.
+    """
+
+    token: int
+    route: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class CallerHungUp:
     """The caller's leg is gone."""
 
@@ -67,5 +81,5 @@ class TransferFailed:
     reason: str
 
 
-IvrEvent = (DigitReceived | PlaybackFinished | RecordingFinished | CallerHungUp | TimerFired
-            | QueueAnswered | AgentLeft | QueueOverflow | TransferFailed)
+IvrEvent = (DigitReceived | PlaybackFinished | RecordingFinished | SpeechHeard | CallerHungUp
+            | TimerFired | QueueAnswered | AgentLeft | QueueOverflow | TransferFailed)

@@ -10,6 +10,16 @@ of their own.
 Keys pressed during a prompt: a flow's ``anytime`` keys (e.g. ``0`` for a human) jump from any
 ``play`` and from any menu that does not route that key itself; other keys during a
 ``barge_in`` prompt stop it and are kept as type-ahead for the next menu.
+
+Spoken menu choices (a ``gather`` with ``speech``): when the menu's prompt has finished and it
+waits for the first key, the session sends ``Listen`` and keeps waiting for keys; the first of
+a key, a ``SpeechHeard`` with that token, the deadline, a hang-up or leaving the node ends it
+with ``StopListening``. Listening starts only after the prompt because the menu prompt names
+the phrases ("劳动争议请按1"), and an echo of it would be recognised as the caller's answer. A
+recognised phrase acts exactly like its key; a rejected one like an invalid key, after which
+the menu takes keys only: a caller the recogniser did not understand once is better served by
+the keypad than by a second guess. A worker that never answers ``Listen`` leaves a plain DTMF
+menu.
 """
 
 from __future__ import annotations
@@ -96,6 +106,10 @@ class _Collect:
     menu_keys: frozenset[str] = frozenset()  # keys the node routes itself
     anytime: bool = False
     buffer: str = ""
+    # Spoken choices as (phrase, route key); emptied once speech was rejected (keys only).
+    speech: tuple[tuple[str, str], ...] = ()
+    speech_timeout: float = 0.0
+    spoken: Callable[[datetime, str | None, str], None] | None = None
 
 
 class IvrSession:
@@ -123,6 +137,7 @@ class IvrSession:
         self._play_anytime = False
         self._play_collects = False
         self._collect: _Collect | None = None
+        self._listening: int | None = None  # token of the running Listen
         self._typeahead = ""
         self._deadline: datetime | None = None
         self._attempt = 0
@@ -158,6 +173,10 @@ class IvrSession:
         elif isinstance(event, ev.RecordingFinished):
             if self._wait is _Wait.RECORD and event.token == self._token:
                 self._recorded(event.seconds, now)
+        elif isinstance(event, ev.SpeechHeard):
+            if self._listening is not None and event.token == self._listening:
+                self._silent_steps = 0
+                self._heard(event, now)
         else:
             self._queue_event(event, now)
         return self._step()
@@ -190,6 +209,7 @@ class IvrSession:
                    reason=outcome.reason)
 
     def _end(self, reason: str) -> None:
+        self._stop_listening()
         self._commands.append(cmd.Hangup(reason))
         self._wait = _Wait.ENDED
         self._deadline = None
@@ -228,6 +248,7 @@ class IvrSession:
 
     def _goto(self, node_id: str | None, now: datetime) -> None:
         """Enter a node, or fall off the end of the current flow when ``node_id`` is None."""
+        self._stop_listening()
         while node_id is None:
             if not self._stack:
                 if self.outcome is None:
@@ -395,8 +416,25 @@ class IvrSession:
             first_timeout=spec.first_digit_timeout, inter_timeout=spec.inter_digit_timeout,
             finish=lambda t, value: self._gather_value(spec, value, t),
             no_input=lambda t: self._gather_retry(spec, spec.no_input_prompt, "no_input", t),
-            menu_keys=frozenset(spec.routes), anytime=not spec.store)
+            menu_keys=frozenset(spec.routes), anytime=not spec.store,
+            speech=tuple((phrase, key) for key, phrases in spec.speech.items()
+                         if key in spec.routes for phrase in phrases),
+            speech_timeout=spec.speech_timeout or spec.first_digit_timeout,
+            spoken=lambda t, route, text: self._gather_spoken(spec, route, text, t))
         self._prompt_then_collect(self._items(spec.prompt), collect, now)
+
+    def _gather_spoken(self, spec: s.Gather, route: str | None, text: str,
+                       now: datetime) -> None:
+        heard = _heard_text(text)
+        if route is not None and route in spec.routes:
+            self._note("digits", value=route, attempt=self._attempt, spoken=True, heard=heard)
+            self._goto(spec.routes[route], now)
+            return
+        self._note("digits", value="", attempt=self._attempt, spoken=True, heard=heard)
+        assert self._collect is not None
+        self._collect.speech = ()  # keys only from now on (DTMF fallback)
+        self._gather_retry(spec, spec.speech_invalid_prompt or spec.invalid_prompt, "invalid",
+                           now, spoken=True)
 
     def _gather_value(self, spec: s.Gather, value: str, now: datetime) -> None:
         self._note("digits", value=value if not spec.store else _mask(value), attempt=self._attempt)
@@ -412,9 +450,12 @@ class IvrSession:
         self._gather_retry(spec, spec.invalid_prompt, "invalid", now)
 
     def _gather_retry(self, spec: s.Gather, prompt: tuple[str, ...], why: str,
-                      now: datetime) -> None:
+                      now: datetime, *, spoken: bool = False) -> None:
         self._attempt += 1
-        self._note("note", retry=why, attempt=self._attempt)
+        if spoken:
+            self._note("note", retry=why, attempt=self._attempt, spoken=True)
+        else:
+            self._note("note", retry=why, attempt=self._attempt)
         if self._attempt > spec.retries:
             self._goto(spec.otherwise, now)
             return
@@ -494,7 +535,15 @@ class IvrSession:
 
         def listen(t: datetime) -> None:
             self._wait = _Wait.DIGITS
-            self._deadline = t + timedelta(seconds=collect.first_timeout)
+            timeout = collect.first_timeout
+            if collect.speech:
+                self._token += 1
+                self._listening = self._token
+                self._commands.append(cmd.Listen(self._token, collect.speech))
+                # A spoken answer is known only after the caller stops and the recogniser's
+                # endpoint; keys never get less time than without speech.
+                timeout = max(timeout, collect.speech_timeout)
+            self._deadline = t + timedelta(seconds=timeout)
 
         if self._typeahead:
             pending, self._typeahead = self._typeahead, ""
@@ -532,6 +581,7 @@ class IvrSession:
     def _collect_digit(self, digit: str, now: datetime) -> None:
         collect = self._collect
         assert collect is not None
+        self._stop_listening()  # a key wins over speech
         if (not collect.buffer and collect.anytime and digit in self.flow.anytime
                 and digit not in collect.menu_keys):
             self._jump_anytime(digit, now)
@@ -553,6 +603,7 @@ class IvrSession:
     def _timeout(self, now: datetime) -> None:
         self._deadline = None
         if self._wait is _Wait.DIGITS and self._collect is not None:
+            self._stop_listening()
             collect = self._collect
             self._wait = _Wait.NOTHING
             if collect.buffer:
@@ -563,6 +614,20 @@ class IvrSession:
                 collect.no_input(now)
         elif self._wait is _Wait.RECORD:
             self._recorded(0.0, now)
+
+    def _stop_listening(self) -> None:
+        if self._listening is not None:
+            self._commands.append(cmd.StopListening(self._listening))
+            self._listening = None
+
+    def _heard(self, event: ev.SpeechHeard, now: datetime) -> None:
+        self._stop_listening()
+        collect = self._collect
+        if self._wait is not _Wait.DIGITS or collect is None or collect.spoken is None:
+            return
+        self._deadline = None
+        self._wait = _Wait.NOTHING
+        collect.spoken(now, event.route, event.text)
 
     # --- queue and end of call ------------------------------------------------------------
 
@@ -591,6 +656,7 @@ class IvrSession:
                 self._end("unanswered")
 
     def _caller_gone(self, now: datetime) -> None:
+        self._stop_listening()
         self._note("note", caller_hung_up=True, waiting=self._wait.value)
         if self.outcome is None:
             self._set_outcome(Outcome(OutcomeKind.HANGUP, reason="caller_hangup"))
@@ -602,6 +668,20 @@ class IvrSession:
 def _mask(value: str) -> str:
     """Entered numbers are personal data: keep only the last 4 digits in the timeline."""
     return value if len(value) <= 4 else "*" * (len(value) - 4) + value[-4:]
+
+
+# Runs of five or more digits (Arabic or spoken Chinese) in what a caller said: a number.
+_NUMBER_RUN = re.compile(r"[0-9零〇一二三四五六七八九幺两]{5,}")
+
+
+def _heard_text(text: str) -> str:
+    """What the recogniser heard, for the timeline: numbers masked like keyed ones, clipped.
+
+    A rejected utterance can be anything, including a phone or ID number said aloud.
+    """
+    joined = "".join(text.split())  # Chinese needs no spaces; Vosk puts them between words
+    masked = _NUMBER_RUN.sub(lambda m: _mask(m.group()), joined)
+    return masked if len(masked) <= 40 else masked[:39] + "…"
 
 
 def _holds(actual: Any, cond: Any) -> bool:

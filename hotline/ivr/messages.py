@@ -55,6 +55,13 @@ FLOW_MESSAGES: dict[str, str] = {
     "flow.bad_route_key": ("按键 {key!r} 无效: 只能由 0-9 * # 组成, "
                            "且不超过 max_digits={max_digits} 位"),
     "flow.bad_anytime_key": "anytime 按键 {key!r} 无效: 应为单个 0-9 * #",
+    "flow.speech_not_menu": "speech 只能用于菜单 (routes), 不能用于号码输入 (store/pattern)",
+    "flow.speech_unknown_route": "speech 的按键 {key!r} 不在本菜单的 routes 中 (现有: {routes})",
+    "flow.speech_empty_phrase": "说法不能为空",
+    "flow.speech_phrase_too_long": "说法 {phrase!r} 太长 (最多 {limit} 个字)",
+    "flow.speech_two_routes": "说法 {phrase!r} 已用于按键 {other!r}: 一个说法只能对应一个按键",
+    "flow.speech_too_many": "本菜单共有 {count} 个说法, 最多 {limit} 个",
+    "flow.speech_option_alone": "{name} 只在有 speech 时才有用",
     "flow.min_over_max": "min_digits ({min}) 大于 max_digits ({max})",
     "flow.transfer_needs_fallback": "转接律师时必须给出 fallback (律师不在线或未接听时去哪里)",
     "flow.prompt_entry": "提示音 {prompt!r} 必须有 text 或 file",

@@ -72,9 +72,17 @@ class Play(_Verb):
 
 
 class Gather(_Verb):
-    """Collect DTMF digits: a menu (``routes``) and/or an entry stored in a variable."""
+    """Collect DTMF digits: a menu (``routes``) and/or an entry stored in a variable.
 
-    _prompt_fields = ("prompt", "no_input_prompt", "invalid_prompt")
+    A menu may also take a spoken choice: ``speech`` maps route keys to phrases (``"1": [劳动,
+    工资]``), listened for after the prompt with Vosk's grammar mode. Keys keep working all the
+    time and win over speech; a rejected utterance re-prompts with ``speech_invalid_prompt``
+    (else ``invalid_prompt``) and the rest of the menu is keys only. ``speech_timeout`` is how
+    long the menu waits after its prompt while listening (default and minimum: the
+    first-digit timeout), longer because a spoken answer is only known once the caller stops.
+    """
+
+    _prompt_fields = ("prompt", "no_input_prompt", "invalid_prompt", "speech_invalid_prompt")
 
     prompt: tuple[PromptId, ...] = ()
     max_digits: int = Field(1, ge=1, le=32)
@@ -89,6 +97,17 @@ class Gather(_Verb):
     store: VarName | None = None
     pattern: str | None = None
     otherwise: NodeId | None = None
+    speech: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    speech_timeout: float | None = Field(None, ge=1, le=60)
+    speech_invalid_prompt: tuple[PromptId, ...] = ()
+
+    @field_validator("speech", mode="before")
+    @classmethod
+    def _phrase_lists(cls, value: Any) -> Any:
+        # `"2": 婚姻` is a list of one phrase, like `prompt: menu`.
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @field_validator("pattern")
     @classmethod

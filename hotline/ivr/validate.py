@@ -22,11 +22,16 @@ from hotline.ivr import schema as s
 from hotline.ivr.calendar import CalendarDataError, HolidayCalendar, WeeklySchedule
 from hotline.ivr.catalogue import CATALOGUE_FILE, PromptEntry, load_catalogue
 from hotline.ivr.loader import Document, Problem, read_file
+from hotline.speech.grammar import phrase_key
 
 CALENDAR_DIR = "calendars"
 CALLER_FACTS = ("caller.number", "caller.region", "caller.known", "caller.repeat",
                 "caller.last_lawyer", "caller.green_channel", "caller.green_reasons")
 CONDITION_OPS = frozenset({"eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"})
+# Spoken menu choices: a phrase is a word or two a caller says ("劳动", "法律援助"), and a
+# grammar of more phrases than a menu needs only makes wrong matches likelier.
+MAX_PHRASE_CHARS = 20
+MAX_PHRASES = 50
 
 
 @dataclass
@@ -360,7 +365,7 @@ def edges(node: s.Node, anytime: dict[str, str] | None = None,
 def prompt_refs(node: s.Node) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every catalogue prompt a node plays, with its path below the verb."""
     spec = node.spec
-    for attr in ("prompt", "no_input_prompt", "invalid_prompt"):
+    for attr in ("prompt", "no_input_prompt", "invalid_prompt", "speech_invalid_prompt"):
         for i, pid in enumerate(getattr(spec, attr, ()) or ()):
             yield (attr, i), pid
     for attr in ("thanks", "hold_music"):
@@ -439,6 +444,48 @@ class _References:
                     at_key=True, **{"key": key, "max_digits": spec.max_digits}))
         if not spec.otherwise:
             self.add(vpath, "gather.otherwise", "flow.gather_no_otherwise")
+        self._speech(node, vpath)
+
+    def _speech(self, node: s.Node, vpath: tuple[str, ...]) -> None:
+        """Spoken choices: only on menus, each phrase one route, short enough to say."""
+        spec: s.Gather = node.spec
+        if not spec.speech:
+            for name in ("speech_timeout", "speech_invalid_prompt"):
+                if name in spec.model_fields_set:
+                    self.problems.append(self.doc.problem(
+                        (*vpath, name), f"gather.{name}", "flow.speech_option_alone",
+                        at_key=True, name=name))
+            return
+        if spec.store or spec.pattern or not spec.routes:
+            self.problems.append(self.doc.problem((*vpath, "speech"), "gather.speech",
+                                                  "flow.speech_not_menu", at_key=True))
+            return
+        owner: dict[str, str] = {}
+        count = 0
+        for key, phrases in spec.speech.items():
+            if key not in spec.routes:
+                self.problems.append(self.doc.problem(
+                    (*vpath, "speech", key), f"gather.speech.{key}", "flow.speech_unknown_route",
+                    at_key=True, **{"key": key, "routes": ", ".join(spec.routes)}))
+            for i, phrase in enumerate(phrases):
+                count += 1
+                at = (*vpath, "speech", key, i)
+                where = f"gather.speech.{key}.{i}"
+                text = phrase_key(phrase)
+                if not text:
+                    self.add(at, where, "flow.speech_empty_phrase")
+                elif len(phrase.strip()) > MAX_PHRASE_CHARS:
+                    self.add(at, where, "flow.speech_phrase_too_long", phrase=phrase,
+                             limit=MAX_PHRASE_CHARS)
+                elif text in owner and owner[text] != key:
+                    self.add(at, where, "flow.speech_two_routes", phrase=phrase,
+                             other=owner[text])
+                else:
+                    owner.setdefault(text, key)
+        if count > MAX_PHRASES:
+            self.problems.append(self.doc.problem((*vpath, "speech"), "gather.speech",
+                                                  "flow.speech_too_many", at_key=True,
+                                                  count=count, limit=MAX_PHRASES))
 
     def _hours(self, node: s.Node, vpath: tuple[str, ...]) -> None:
         spec = node.spec

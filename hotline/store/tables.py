@@ -27,10 +27,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     Time,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -227,6 +229,10 @@ class Call(Base):
     language: Mapped[Language | None] = mapped_column(EnumText(Language))
     queue_code: Mapped[str | None] = mapped_column(String(64))
     lawyer_id: Mapped[int | None] = _user_fk()
+    # Speech to text: None (nothing to transcribe yet), "live" (transcribed as it was
+    # spoken), "pending" (batch after hang-up: no live capacity, no model, a stream cut
+    # short), "batch" (re-transcribed from the recording), "failed" (batch could not).
+    transcript_state: Mapped[str | None] = mapped_column(String(16), index=True)
 
 
 class CallEvent(Base):
@@ -393,6 +399,10 @@ class Ticket(Base):
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"))
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the transcript suggests (hotline.speech.text.draft): category, summary, amounts,
+    # dates, parties, urgency flags; the wrap-up form opens pre-filled with it.
+    suggested_category: Mapped[Category | None] = mapped_column(EnumText(Category))
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSONValue())
 
 
 class TicketCounter(Base):
@@ -558,3 +568,19 @@ class Unavailability(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+# --- scheduler --------------------------------------------------------------------------------
+
+
+class SchedulerJob(Base):
+    """APScheduler's job store (``SQLAlchemyJobStore``): its own layout, kept by Alembic.
+
+    Jobs (the nightly batch transcription, shift edges) survive a restart in this table.
+    """
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)

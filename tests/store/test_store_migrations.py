@@ -21,12 +21,14 @@ from hotline.store.migrate import (
 )
 from hotline.store.tables import APPEND_ONLY_TABLES, Base
 
+HEAD = "0002"
+
 EXPECTED_TABLES = {
     "firms", "users", "user_skills", "user_languages", "skills", "api_sessions", "queues",
     "queue_tiers", "calls", "call_events", "agent_events", "callback_requests",
     "known_callers", "recordings", "transcript_segments", "tickets", "ticket_counters",
     "ticket_history", "surveys", "follow_ups", "qa_reviews", "audit_log", "shift_templates",
-    "shifts", "roster_assignments", "swap_requests", "unavailability",
+    "shifts", "roster_assignments", "swap_requests", "unavailability", "apscheduler_jobs",
 }
 
 
@@ -41,8 +43,8 @@ def _diffs(url: str, metadata: MetaData) -> list[object]:
         engine.dispose()
 
 
-def test_head_is_the_initial_revision() -> None:
-    assert head_revision() == "0001"
+def test_head_is_the_speech_revision() -> None:
+    assert head_revision() == "0002"
 
 
 def test_fresh_database_has_no_revision(db_url: str) -> None:
@@ -50,8 +52,8 @@ def test_fresh_database_has_no_revision(db_url: str) -> None:
 
 
 def test_upgrade_creates_every_table(db_url: str) -> None:
-    assert upgrade(db_url) == "0001"
-    assert current_revision(db_url) == "0001"
+    assert upgrade(db_url) == "0002"
+    assert current_revision(db_url) == HEAD
     engine = make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -62,8 +64,8 @@ def test_upgrade_creates_every_table(db_url: str) -> None:
 
 
 def test_upgrade_twice_is_harmless(db_url: str) -> None:
-    assert upgrade(db_url) == "0001"
-    assert upgrade(db_url) == "0001"
+    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url) == "0002"
 
 
 def test_migration_matches_models_exactly(upgraded_url: str) -> None:
@@ -110,7 +112,7 @@ def test_downgrade_to_base_and_back(upgraded_url: str) -> None:
     finally:
         engine.dispose()
     assert current_revision(upgraded_url) is None
-    assert upgrade(upgraded_url) == "0001"
+    assert upgrade(upgraded_url) == HEAD
     assert _diffs(upgraded_url, Base.metadata) == []
 
 
@@ -122,15 +124,15 @@ def test_ensure_current_refuses_an_old_schema(db_url: str) -> None:
     finally:
         engine.dispose()
     assert info.value.code == "store.outdated"
-    assert dict(info.value.params) == {"current": "无", "head": "0001"}
+    assert dict(info.value.params) == {"current": "无", "head": HEAD}
     assert str(info.value) == (
-        "数据库结构不是最新版本 (当前 无, 需要 0001); 请运行 hotline db upgrade")
+        f"数据库结构不是最新版本 (当前 无, 需要 {HEAD}); 请运行 hotline db upgrade")
 
 
 def test_ensure_current_accepts_head(upgraded_url: str) -> None:
     engine = make_engine(upgraded_url)
     try:
-        assert ensure_current(engine) == "0001"
+        assert ensure_current(engine) == HEAD
     finally:
         engine.dispose()
 
@@ -147,7 +149,7 @@ def test_concurrent_upgrades_are_serialised(db_url: str) -> None:
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
         results = list(pool.map(upgrade, [db_url] * 3))
-    assert results == ["0001", "0001", "0001"]
+    assert results == [HEAD, HEAD, HEAD]
     assert _diffs(db_url, Base.metadata) == []
 
 
@@ -164,5 +166,5 @@ def test_database_from_a_newer_release(upgraded_url: str) -> None:
         upgrade(upgraded_url)
     assert checked.value.code == upgraded.value.code == "store.too_new"
     assert str(checked.value) == (
-        "数据库版本 0999 比本程序新 (本程序最新 0001); 请升级 hotline 后再运行")
+        f"数据库版本 0999 比本程序新 (本程序最新 {HEAD}); 请升级 hotline 后再运行")
     assert current_revision(upgraded_url) == "0999"  # left untouched
