@@ -55,11 +55,17 @@ from agent_console.softphone import (
 from agent_console.view import (
     OFFER_GONE,
     call_card,
+    caption_line,
+    captions_off_text,
+    draft_note,
+    draft_prefill,
     duration,
     history_table,
     label,
+    partial_line,
     queue_summary,
     status_line,
+    urgency_text,
 )
 from hotline.domain import AgentState, AgentStatus, Category, Disposition
 from hotline.store.tickets import WrapUp, problems
@@ -74,6 +80,8 @@ CSS = """
 #phrases { width: 40%; border: round $secondary; display: none; }
 #phrases.shown { display: block; }
 #log { height: 7; border: round $panel; }
+#captions { height: 8; border: round $success; }
+#partial { height: auto; max-height: 2; padding: 0 1; }
 .form { width: 90; height: auto; max-height: 95%; border: thick $accent;
         background: $surface; padding: 1 2; }
 .form Label { margin-top: 1; }
@@ -236,6 +244,8 @@ class DeskScreen(MainScreen):
         self.history: list[dict[str, Any]] | None = None
         self.stats: dict[str, Any] | None = None
         self.wrap_due: list[str] = []  # tickets of ended calls not yet wrapped up
+        self.partials: dict[str, str] = {}  # live caption in progress, by speaker
+        self.captions_note = ""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=True)
@@ -247,6 +257,8 @@ class DeskScreen(MainScreen):
                 yield Static("", id="card")
                 yield Static("", id="history")
             yield RichLog(id="phrases", wrap=True, markup=False)
+        yield RichLog(id="captions", wrap=True, markup=False)
+        yield Static("", id="partial")
         yield RichLog(id="log", wrap=True)
         yield Footer()
 
@@ -254,6 +266,7 @@ class DeskScreen(MainScreen):
         me = self.console.me
         self.title = "12348 值班律师工作台"
         self.sub_title = f"{me.get('name', '')} ({me.get('work_id', '')})"
+        self.query_one("#captions", RichLog).border_title = "实时字幕"
         phrases = self.query_one("#phrases", RichLog)
         phrases.border_title = "服务用语"
         for item in self.console.catalog.get("phrases", []):
@@ -372,8 +385,42 @@ class DeskScreen(MainScreen):
                 self.history = list(event.get("tickets") or [])
         elif kind == "stats":
             self.stats = event
+        elif kind in ("caption", "captions", "urgent", "draft"):
+            self.speech_event(kind, event)
         self.refresh_bindings()
         self.refresh_panels()
+
+    def speech_event(self, kind: str, event: dict[str, Any]) -> None:
+        """Live captions, captions on/off, an urgency alert, the transcript's draft."""
+        captions = self.query_one("#captions", RichLog)
+        if kind == "caption":
+            speaker = str(event.get("speaker"))
+            if event.get("final"):
+                self.partials.pop(speaker, None)
+                captions.write(caption_line(event))
+            else:
+                self.partials[speaker] = str(event.get("text") or "")
+            self.query_one("#partial", Static).update(partial_line(self.partials))
+        elif kind == "captions":
+            self.partials.clear()
+            self.query_one("#partial", Static).update("")
+            if event.get("on"):
+                captions.clear()
+                captions.border_title = "实时字幕 (转写中)"
+            else:
+                captions.border_title = "实时字幕 (未开启)"
+                self.say(captions_off_text(str(event.get("why") or "")), "yellow")
+        elif kind == "urgent":
+            self.app.bell()
+            self.say(urgency_text(event), "bold red")
+            captions.write(Text(urgency_text(event), style="bold red"))
+        elif kind == "draft":
+            ticket = str(event.get("ticket_no") or "")
+            draft = event.get("draft") if isinstance(event.get("draft"), dict) else None
+            self.console.suggestions[ticket] = draft or {}
+            screen = self.app.screen
+            if isinstance(screen, WrapUpScreen) and screen.ticket_no == ticket:
+                screen.suggest(draft)
 
     async def new_offer(self, offer: dict[str, Any]) -> None:
         """An offer to me: show the card and the caller's history; ring the bell."""
@@ -705,6 +752,7 @@ class WrapUpScreen(ModalScreen[str | None]):
         self.category: str | None = None
         self.subcategory: str | None = None
         self._loading = True
+        self.edited = False
 
     @property
     def console(self) -> ConsoleApp:
@@ -753,11 +801,39 @@ class WrapUpScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         draft = self.console.drafts.load(self.ticket_no)
+        self.edited = bool(draft)
         if draft:
             self.fill(draft)
             self.query_one("#wrap_errors", Static).update("已恢复未提交的草稿")
+        elif self.ticket_no in self.console.suggestions:
+            self.suggest(self.console.suggestions[self.ticket_no])
+        else:
+            self.run_worker(self.fetch_draft(), group="draft")
         self._loading = False
         self.query_one("#category_tree", Tree).focus()
+
+    async def fetch_draft(self) -> None:
+        """The ticket's draft as the server holds it (transcribed live or in batch)."""
+        try:
+            body = await self.console.api.call("GET", f"/tickets/{self.ticket_no}/transcript")
+        except ApiError:
+            return  # no draft: the form stays empty, nothing else changes
+        draft = body.get("draft") if isinstance(body, dict) else None
+        if isinstance(draft, dict):
+            self.console.suggestions.setdefault(self.ticket_no, draft)
+            self.suggest(draft)
+
+    def suggest(self, draft: dict[str, Any] | None) -> None:
+        """Pre-fill from the transcript's draft, unless the lawyer has typed already."""
+        fields = draft_prefill(draft, self.console.catalog)
+        if self.edited or not fields:
+            return
+        self._loading = True
+        try:
+            self.fill({**self.fields(), **fields})
+        finally:
+            self._loading = False
+        self.query_one("#wrap_errors", Static).update(draft_note(draft))
 
     # --- the form as a dict (the draft) ------------------------------------------------
 
@@ -819,6 +895,7 @@ class WrapUpScreen(ModalScreen[str | None]):
     def keep(self) -> None:
         """Save the draft on every change."""
         if not self._loading:
+            self.edited = True
             self.console.drafts.save(self.ticket_no, self.fields())
 
     # --- submit -------------------------------------------------------------------------
@@ -908,6 +985,8 @@ class ConsoleApp(App[None]):
         self.catalog: dict[str, Any] = {}
         self.drafts = DraftStore(self.state_dir, work_id or "_")
         self.main: MainScreen | None = None
+        # Drafts of tickets from their transcripts (``draft`` events), by ticket number.
+        self.suggestions: dict[str, dict[str, Any]] = {}
 
     def on_mount(self) -> None:
         self.push_screen(LoginScreen(self.work_id, self.phone, self.accept_in_console,

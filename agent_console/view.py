@@ -155,3 +155,76 @@ def history_table(history: list[dict[str, Any]] | None) -> RenderableType:
                       str(item.get("lawyer_name") or item.get("lawyer") or "—"),
                       str(item.get("status_label") or ""))
     return table
+
+
+# --- speech: captions, urgency, the draft ticket ----------------------------------------
+
+SPEAKERS = {"caller": "来电人", "lawyer": "律师"}
+URGENCY = {"self_harm": "自伤/自杀风险", "violence": "暴力", "threat": "人身威胁",
+           "domestic_violence": "家庭暴力", "child_danger": "儿童处于危险",
+           "medical": "伤病急救"}
+CAPTIONS_OFF = {"at capacity": "实时转写已满负荷", "speech service": "语音服务未连接",
+                "no model": "本线路未配置语音模型", "语音模型": "未安装语音模型",
+                "关闭": "实时转写已关闭"}
+
+
+def caption_line(event: dict[str, Any]) -> Text:
+    """One finished utterance: ``[来电人 01:23] text``."""
+    who = SPEAKERS.get(str(event.get("speaker")), str(event.get("speaker")))
+    start = float(event.get("start") or 0.0)
+    style = "cyan" if event.get("speaker") == "caller" else "green"
+    return Text.assemble((f"[{who} {duration(start)}] ", style), str(event.get("text", "")))
+
+
+def partial_line(partials: dict[str, str]) -> Text:
+    """The utterances in progress, one line per speaker (dim)."""
+    lines = [Text.assemble((f"{SPEAKERS.get(s, s)}: ", "bold"), (t, "dim"))
+             for s, t in partials.items() if t]
+    return Text("\n").join(lines) if lines else Text("")
+
+
+def captions_off_text(why: str) -> str:
+    """Why this call has no live captions, for the lawyer."""
+    reason = next((text for key, text in CAPTIONS_OFF.items() if key in why), "实时转写不可用")
+    return f"本通话未开启实时字幕 ({reason}); 通话结束后将批量转写"
+
+
+def urgency_text(event: dict[str, Any]) -> str:
+    """An urgency alert with the suggested transfer."""
+    flags = "、".join(URGENCY.get(str(f), str(f)) for f in event.get("flags") or ())
+    transfers = "/".join(str(t) for t in event.get("transfers") or ())
+    hint = f", 建议转接 {transfers} (按 T 转接外线)" if transfers else ""
+    return f"紧急情况提示: {flags}{hint} — 已通知管理人员"
+
+
+def draft_prefill(draft: dict[str, Any] | None, catalog: dict[str, Any]) -> dict[str, Any]:
+    """Wrap-up fields from the transcript's draft (only what the catalogue knows)."""
+    if not draft:
+        return {}
+    items = {i["code"]: i for g in catalog.get("categories", []) for i in g["items"]}
+    out: dict[str, Any] = {}
+    category = draft.get("category")
+    if category in items:
+        out["category"] = category
+        sub = draft.get("subcategory")
+        if sub in (items[category].get("subcategories") or ()):
+            out["subcategory"] = sub
+    summary = str(draft.get("summary") or "").strip()
+    if summary:
+        out["summary"] = summary
+    return out
+
+
+def draft_note(draft: dict[str, Any] | None) -> str:
+    """What the form was pre-filled from, and the flags, for the lawyer to check."""
+    if not draft:
+        return ""
+    parts = ["已按通话转写预填类别和事项, 请核对修改后提交"]
+    category = draft.get("category")
+    if category:
+        parts.append(f"建议类别: {label(Category, str(category))}")
+    flags = [URGENCY.get(str(f.get("kind") if isinstance(f, dict) else f), str(f))
+             for f in draft.get("urgency") or ()]
+    if flags:
+        parts.append("紧急提示: " + "、".join(flags))
+    return "; ".join(parts)

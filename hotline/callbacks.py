@@ -190,6 +190,7 @@ class Callbacks:
             from hotline.callcenter import RECORDING_TOKEN
 
             self.center.send(call.worker, p.Record(call.key, RECORDING_TOKEN, str(path)))
+            self.center.speech.caller_answered(call)
 
     def attempt_over(self, call: LiveCall) -> None:
         """The hotline's call ended: the request is done, or waits for another try."""

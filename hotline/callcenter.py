@@ -34,6 +34,7 @@ from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
 from hotline.ledger import Ledger
 from hotline.recording import flag_reason, inspect, recording_path, recover_parts, repair_wav
+from hotline.speech.live import LiveSpeech
 from hotline.store import agents as ledger_agents
 from hotline.store import calls as ledger_calls
 from hotline.store.callers import lookup_caller_facts
@@ -139,6 +140,10 @@ class CallCenter:
             lambda event, to, staff: None)
         self.talk = Conversations(self)
         self.callbacks = Callbacks(self)
+        # Live transcription (hotline serve connects it to the speech service).
+        self.speech = LiveSpeech(self, control_path=None, tap_path=None, capacity=0,
+                                 model_for=lambda call: None,
+                                 why_off="speech service not running")
         # The media workers that can take a call the hotline places (the pool's, when serving).
         self.workers: Callable[[], list[str]] = lambda: []
         self._stats_at = 0.0
@@ -477,6 +482,11 @@ class CallCenter:
             self.talk.ask_for(call, command.work_id, command.timeout)
         elif isinstance(command, cmd.TransferOut):
             self.talk.call_out(call, command.number)
+        elif isinstance(command, cmd.Listen):
+            # No speech (no service, no capacity): the menu goes on by key alone.
+            self.speech.listen(call, command.token, tuple(command.phrases))
+        elif isinstance(command, cmd.StopListening):
+            self.speech.stop_listening(call, command.token)
         elif isinstance(command, cmd.Hangup):
             if call.end_reason is None:  # a lawyer's hang-up stays the reason after a survey
                 call.end_reason = (EndReason.VOICEMAIL if command.reason == "voicemail"
@@ -640,6 +650,7 @@ class CallCenter:
         call.ended = True
         call.end_data = data
         self.talk.caller_gone(call)
+        self.speech.call_ended(call)
         if call.agent_since is not None:
             talked = ((call.ended_at or self.now()) - call.agent_since).total_seconds()
             self._handle_times = [*self._handle_times[-49:], talked]

@@ -650,12 +650,14 @@ class Conversations:
                                                              "codec": leg.codec})
             self.center.feed(call, ev.QueueAnswered(leg.uri))
             log.info("律师已接听: 工单 %s (%s)", call.ticket_no, _mask_uri(leg.uri))
+            self.center.speech.leg_up(call, leg.name)
             self.notify(call)
         elif leg.role == "transfer":
             if leg.agent:
                 self.center.desk.answered(leg.agent, call.key, at)
             self._promote(call, leg)
             self._event(call, CallEventKind.TRANSFER, {"stage": "answered", "to": leg.name})
+            self.center.speech.leg_up(call, leg.name)
         else:  # consult: the lawyer and the consulted party talk, the caller holds
             if leg.agent:
                 self.center.desk.answered(leg.agent, call.key, at)
@@ -663,6 +665,7 @@ class Conversations:
                                                        if n)))
             self._event(call, CallEventKind.TRANSFER, {"mode": "attended",
                                                        "stage": "consulting"})
+            self.center.speech.leg_up(call, leg.name)
 
     def _ended(self, call: LiveCall, leg: AgentLeg, message: p.LegEnded) -> None:
         if leg.timer is not None:

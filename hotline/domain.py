@@ -196,6 +196,8 @@ class CallEventKind(StrEnum):
     SURVEY = "survey"
     RECORDING_STARTED = "recording_started"
     RECORDING_STOPPED = "recording_stopped"
+    TRANSCRIPTION = "transcription"  # live transcription on, or the call left to batch
+    URGENT = "urgent"  # urgency phrases heard (self-harm, violence, ...): supervisors alerted
     ENDED = "ended"
 
 

@@ -24,8 +24,12 @@ from hotline.desk_catalog import load_catalog
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
+from hotline.jobs import Jobs
 from hotline.ledger import Ledger
 from hotline.recovery import recover
+from hotline.speech.live import LiveSpeech
+from hotline.speech.supervisor import SpeechProcess
+from hotline.speech.supervisor import plan as plan_speech
 from hotline.store.engine import make_engine, make_session_factory, mask_url
 from hotline.store.migrate import ensure_current
 from hotline.store.session import session_scope
@@ -54,8 +58,9 @@ class Telephony:
     """The running SIP side: ledger writer, coordinator, media workers, Kamailio front."""
 
     def __init__(self, ledger: Ledger, center: CallCenter, pool: WorkerPool,
-                 front: KamailioFront) -> None:
+                 front: KamailioFront, speech: SpeechProcess | None = None) -> None:
         self.ledger, self.center, self.pool, self.front = ledger, center, pool, front
+        self.speech = speech
 
     async def stop(self) -> None:
         """Live calls first (their BYEs pass the front), then the front, workers, ledger."""
@@ -67,6 +72,10 @@ class Telephony:
         log.info("SIP 前端已停止")
         await self.pool.stop()
         log.info("媒体进程已停止")
+        await self.center.speech.stop()
+        if self.speech is not None:
+            await self.speech.stop()
+            log.info("语音服务已停止")
         await asyncio.to_thread(self.ledger.close)
 
 
@@ -76,6 +85,7 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
     ledger = Ledger(make_session_factory(engine))
     audio = _prompt_audio(settings)
     center = CallCenter(settings, registry, audio, ledger, lambda *a: False)
+    speech = await _start_speech(settings, center)
     lost = await asyncio.to_thread(audio.for_text, SYSTEM_PROMPTS["coordinator_lost"])
     pool = WorkerPool(settings, center.on_worker_event, center.on_worker_lost,
                       lost_prompt=str(lost))
@@ -87,6 +97,7 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
         _recover(engine, keep=pool.held)
     except BaseException:
         await pool.stop()
+        await _stop_speech(center, speech)
         ledger.close()
         raise
     if pool.held:
@@ -106,13 +117,43 @@ async def _start_telephony(settings: Settings, engine: Any, registry: FlowRegist
         await asyncio.to_thread(front.start)
     except BaseException:
         await pool.stop()
+        await _stop_speech(center, speech)
         ledger.close()
         raise
     log.info("SIP 前端 (Kamailio) 已启动: %s %s:%d, 共可接入 %d 路来电",
              "/".join(settings.sip.transports), settings.sip.host, settings.sip.port,
              per_worker * len(routes))
     await center.callbacks.restore()  # requests that waited through a restart
-    return Telephony(ledger, center, pool, front)
+    return Telephony(ledger, center, pool, front, speech)
+
+
+async def _start_speech(settings: Settings, center: CallCenter) -> SpeechProcess | None:
+    """The speech service, when its live model is installed; the hotline runs without."""
+    speech_plan = plan_speech(settings)
+    for problem in speech_plan.problems:
+        log.warning("语音模型: %s", problem)
+    flow_of = lambda line: settings.lines.get(line, settings.ivr.default_flow)  # noqa: E731
+    process = None
+    if speech_plan.why_off:
+        log.warning("%s", speech_plan.why_off)
+    else:
+        process = SpeechProcess(settings, speech_plan)
+        await process.start()
+        log.info("语音服务已启动: 模型 %s, 最多 %d 路实时转写",
+                 ", ".join(sorted(speech_plan.models)), speech_plan.capacity)
+    center.speech = LiveSpeech(
+        center, control_path=process.control_path if process else None,
+        tap_path=process.tap_path if process else None, capacity=speech_plan.capacity,
+        model_for=lambda call: speech_plan.model_for(call, flow_of),
+        why_off=speech_plan.why_off)
+    center.speech.start()
+    return process
+
+
+async def _stop_speech(center: CallCenter, process: SpeechProcess | None) -> None:
+    await center.speech.stop()
+    if process is not None:
+        await process.stop()
 
 
 def _recover(engine: Any, keep: set[str]) -> None:
@@ -160,8 +201,12 @@ def prepare_prompts(settings: Settings, registry: FlowRegistry) -> tuple[int, in
     return len(registry.current.prompts), fresh
 
 
-async def run(settings: Settings) -> None:
-    """Run until a stop signal; raises HotlineError when a component cannot start."""
+async def run(settings: Settings, config_file: str | None = None) -> None:
+    """Run until a stop signal; raises HotlineError when a component cannot start.
+
+    ``config_file`` is the configuration file the server was started with (scheduled jobs that
+    run ``hotline`` commands pass it on).
+    """
     engine = make_engine(settings.database_url, echo=settings.database.echo)
     try:
         revision = ensure_current(engine)
@@ -226,9 +271,14 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGHUP, on_reload)
+        jobs = Jobs(settings, engine, config_file) if settings.speech.enabled else None
+        if jobs is not None:
+            jobs.start()
         log.info("热线已启动 (Ctrl-C 停止, SIGHUP 重新加载流程)")
         watch = asyncio.create_task(_supervise_front(telephony)) if telephony else None
         await stop.wait()
+        if jobs is not None:
+            jobs.stop()
         if watch is not None:
             watch.cancel()
         if telephony is not None:

@@ -163,3 +163,7 @@ def factory(upgraded_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(upgraded_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+# A real `hotline serve` node (tests/node_fixture.py), for the telephony and speech tests.
+pytest_plugins = ["node_fixture"]

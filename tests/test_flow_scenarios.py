@@ -14,6 +14,7 @@ related calls per file); every entry is one scripted call::
           green_channel: false             # on the known green-channel list (绿色通道名单)
           green_reasons: [elderly]         # why, from that list (GreenReason values)
         input: "1 1 1 5"                   # simulator tokens, a string or a list (see below)
+        # input: ["1", {say: 劳动}, "2"]     # list form; {say: ...} speaks to a listening menu
         queue: answered                    # answered | overflow | abandon (default answered)
         hangup_at: 3                       # optional: the caller hangs up at the Nth event
         expect:                            # every key optional; unknown keys are an error
@@ -30,7 +31,11 @@ related calls per file); every entry is one scripted call::
 
 Input tokens (``hotline.ivr.simulate``): ``1`` or ``13800000000#`` keys digits when the call
 waits for keys, ``_`` stays silent (the menu times out), ``!`` hangs up, ``^0`` keys during the
-next prompt that starts playing. When the tokens run out the caller stays silent.
+next prompt that starts playing. ``say:劳动`` (or ``{say: 劳动}`` in the list form, which also
+allows spaces: ``{say: 法律 援助}``) speaks to a menu with ``speech:`` after its prompt: a phrase
+of that menu (spaces ignored) is recognised as its key, anything else is rejected like an
+invalid key and the menu then takes keys only; said to a menu that does not listen, it is not
+heard and the menu times out. When the tokens run out the caller stays silent.
 
 ``path_includes``/``path_excludes`` name a node as ``node`` (in any flow) or ``flow/node``;
 ``path_includes`` and ``played_includes`` are ordered subsequences of the path / the prompts
@@ -55,7 +60,7 @@ from hotline.domain import GreenReason
 from hotline.errors import HotlineError
 from hotline.ivr.registry import load_flows
 from hotline.ivr.schema import BUILTIN_VARS, TICKET_FIELDS
-from hotline.ivr.simulate import SimResult, parse_script, render, simulate
+from hotline.ivr.simulate import SAY, SimResult, parse_script, render, simulate
 from hotline.ivr.validate import FlowSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +109,10 @@ def _tokens(raw: Any) -> list[str]:
     if isinstance(raw, list):
         out: list[str] = []
         for item in raw:
+            if isinstance(item, dict) and set(item) == {"say"} and isinstance(
+                    item["say"], str) and item["say"].strip():
+                out.append(f"{SAY}{item['say']}")
+                continue
             tokens = parse_script(str(item))
             if len(tokens) != 1:
                 raise HotlineError("sim.bad_script", token=str(item))
@@ -260,6 +269,17 @@ def test_scenario_checker_rejects_typos() -> None:
     for word in ("'mian'", "bad at", "'green'", "bad input", "'busy'", "'outcom'",
                  "'categroy'", "'goodby'", "'operater'", "'main/nite'"):
         assert word in problems, f"{word} not reported in:\n{problems}"
+
+
+def test_say_tokens() -> None:
+    assert parse_script("1 say:劳动 _") == ["1", "say:劳动", "_"]
+    assert _tokens(["1", {"say": "法律 援助"}]) == ["1", "say:法律 援助"]
+    for bad in ("say:", "^say:劳动", "said:劳动"):
+        with pytest.raises(HotlineError):
+            parse_script(bad)
+    for bad_item in ({"say": ""}, {"say": 1}, {"said": "劳动"}, {"say": "劳动", "x": 1}):
+        with pytest.raises(HotlineError):
+            _tokens([bad_item])
 
 
 def test_scenario_names_are_unique() -> None:

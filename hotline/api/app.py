@@ -32,6 +32,7 @@ from hotline.store import api_sessions
 from hotline.store.session import session_scope
 from hotline.store.tables import AuditLog
 from hotline.store.tickets import WrapUp, submit_wrapup
+from hotline.store.transcripts import ticket_transcript
 from hotline.store.users import UserView, list_users, verify_password
 
 if TYPE_CHECKING:
@@ -214,6 +215,22 @@ def create_app(status: Callable[[], dict[str, Any]],
             cc.desk.wrap_done(lawyer, cc.now())  # the ticket's lawyer is ready again
             cc.talk.route()
         return result
+
+    @app.get("/api/v1/tickets/{ticket_no}/transcript", tags=["工单"],
+             summary="通话转写与工单草稿 (本人工单或管理人员; 访问记入审计日志)")
+    async def transcript(ticket_no: str, request: Request,
+                         user: Annotated[UserView, desk_user]) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            with session_scope(factory) as session:
+                body = ticket_transcript(session, ticket_no, user.id,
+                                         user.role in (Role.SUPERVISOR, Role.ADMIN))
+                session.add(AuditLog(at=now(), actor_id=user.id, actor_role=user.role,
+                                     action="transcript_read", object_type="ticket",
+                                     object_id=ticket_no, detail={},
+                                     remote_addr=_remote(request)))
+                return body
+
+        return await asyncio.to_thread(read)
 
     def hello(user: UserView) -> dict[str, Any]:
         cc = center()

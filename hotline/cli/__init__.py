@@ -53,9 +53,9 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 
 def _register() -> None:
-    from hotline.cli import call, config_cmd, console, db, flows, models, serve, users
+    from hotline.cli import call, config_cmd, console, db, flows, models, serve, transcribe, users
 
-    for module in (call, config_cmd, console, db, flows, models, serve, users):
+    for module in (call, config_cmd, console, db, flows, models, serve, transcribe, users):
         for command in module.COMMANDS:
             cli.add_command(command)
 

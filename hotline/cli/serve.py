@@ -18,7 +18,7 @@ def serve(app: AppContext) -> None:
     logs.setup(settings.log_level, settings.path("var") / "log")
     from hotline.server import run
 
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, app.config))
 
 
 COMMANDS = [serve]

@@ -115,8 +115,16 @@ class _Collect:
 class IvrSession:
     """Runs one caller through the flows. Not thread-safe: one owner (the coordinator)."""
 
-    def __init__(self, flows: FlowSet, flow_id: str, caller: CallerFacts, tz: ZoneInfo) -> None:
+    def __init__(self, flows: FlowSet, flow_id: str, caller: CallerFacts, tz: ZoneInfo,
+                 *, listen: bool = True) -> None:
+        """Prepare a session; ``listen=False`` when nobody can recognise this call's speech.
+
+        Without a recogniser (no model, speech disabled, no free stream) menus with
+        ``speech`` run as plain DTMF menus and never play their ``speech_prompt``, so the
+        caller is not invited to speak to a menu that cannot hear.
+        """
         self.flows = flows
+        self.listen = listen
         self.caller = caller
         self.tz = tz
         self.flow: s.Flow = flows.flow(flow_id)
@@ -418,10 +426,16 @@ class IvrSession:
             no_input=lambda t: self._gather_retry(spec, spec.no_input_prompt, "no_input", t),
             menu_keys=frozenset(spec.routes), anytime=not spec.store,
             speech=tuple((phrase, key) for key, phrases in spec.speech.items()
-                         if key in spec.routes for phrase in phrases),
+                         if key in spec.routes for phrase in phrases) if self.listen else (),
             speech_timeout=spec.speech_timeout or spec.first_digit_timeout,
             spoken=lambda t, route, text: self._gather_spoken(spec, route, text, t))
-        self._prompt_then_collect(self._items(spec.prompt), collect, now)
+        self._prompt_then_collect(self._gather_prompt(spec, collect, ()), collect, now)
+
+    def _gather_prompt(self, spec: s.Gather, collect: _Collect,
+                       before: tuple[str, ...]) -> tuple[cmd.PromptItem, ...]:
+        """The menu prompt, with its invitation to speak only while the menu listens."""
+        speech = spec.speech_prompt if collect.speech else ()
+        return self._items(before + spec.prompt + speech)
 
     def _gather_spoken(self, spec: s.Gather, route: str | None, text: str,
                        now: datetime) -> None:
@@ -462,7 +476,7 @@ class IvrSession:
         assert self._collect is not None
         collect = self._collect
         collect.buffer = ""
-        self._prompt_then_collect(self._items(prompt + spec.prompt), collect, now)
+        self._prompt_then_collect(self._gather_prompt(spec, collect, prompt), collect, now)
 
     def _run_callback(self, node: s.Node, now: datetime) -> None:
         spec: s.Callback = node.spec

@@ -77,12 +77,15 @@ class Gather(_Verb):
     A menu may also take a spoken choice: ``speech`` maps route keys to phrases (``"1": [劳动,
     工资]``), listened for after the prompt with Vosk's grammar mode. Keys keep working all the
     time and win over speech; a rejected utterance re-prompts with ``speech_invalid_prompt``
-    (else ``invalid_prompt``) and the rest of the menu is keys only. ``speech_timeout`` is how
-    long the menu waits after its prompt while listening (default and minimum: the
-    first-digit timeout), longer because a spoken answer is only known once the caller stops.
+    (else ``invalid_prompt``) and the rest of the menu is keys only. ``speech_prompt`` follows
+    ``prompt`` only while the menu listens, so callers are never invited to speak to a menu
+    that no longer (or cannot) listen. ``speech_timeout`` is how long the menu waits after its
+    prompt while listening (default and minimum: the first-digit timeout), longer because a
+    spoken answer is only known once the caller stops.
     """
 
-    _prompt_fields = ("prompt", "no_input_prompt", "invalid_prompt", "speech_invalid_prompt")
+    _prompt_fields = ("prompt", "no_input_prompt", "invalid_prompt", "speech_prompt",
+                      "speech_invalid_prompt")
 
     prompt: tuple[PromptId, ...] = ()
     max_digits: int = Field(1, ge=1, le=32)
@@ -99,6 +102,7 @@ class Gather(_Verb):
     otherwise: NodeId | None = None
     speech: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     speech_timeout: float | None = Field(None, ge=1, le=60)
+    speech_prompt: tuple[PromptId, ...] = ()
     speech_invalid_prompt: tuple[PromptId, ...] = ()
 
     @field_validator("speech", mode="before")

@@ -2,8 +2,11 @@
 
 The script is a list of tokens, consumed one per chance to key something: ``1`` or
 ``13800000000#`` presses those keys, ``_`` stays silent (the menu times out), ``!`` hangs up,
-and a ``^`` prefix (``^0``) presses during the prompt instead of after it. When the script
-runs out the caller stays silent. Queues, lawyers and voicemail are played by a scripted
+and a ``^`` prefix (``^0``) presses during the prompt instead of after it. ``say:劳动`` says
+劳动 to a menu that listens (``speech:``): an exact phrase of the menu (spaces ignored) is
+recognised as its route, anything else is rejected, as the real rejection rule would; said to
+a menu that does not listen, it is not heard and the menu times out. When the script runs out
+the caller stays silent. Queues, lawyers and voicemail are played by a scripted
 "world": the queue answers (or overflows, or the caller gives up) after a fixed wait, the
 lawyer talks for a while and hangs up, a message lasts 20 s.
 """
@@ -22,10 +25,13 @@ from hotline.errors import HotlineError
 from hotline.ivr.engine import IvrSession, Outcome, OutcomeKind, Step
 from hotline.ivr.tts import estimate_seconds
 from hotline.ivr.validate import FlowSet
+from hotline.speech.grammar import phrase_key
 
 QueueBehaviour = Literal["answered", "overflow", "abandon"]
 KEY_DELAY = 1.5  # seconds a scripted caller takes to react after a prompt
 KEY_GAP = 0.4  # seconds between keys of one entry
+SAY = "say:"  # script prefix of a spoken answer
+SPEECH_ENDPOINT = 0.8  # seconds of silence before the recogniser gives its final result
 QUEUE_WAIT = 20.0
 TALK_TIME = 300.0
 VOICEMAIL_SECONDS = 20.0
@@ -52,6 +58,8 @@ def parse_script(text: str) -> list[str]:
     """Split ``"1 0 _ 13800000000#"`` into tokens, rejecting anything a caller can't do."""
     tokens = text.split()
     for token in tokens:
+        if token.startswith(SAY) and len(token) > len(SAY):
+            continue  # no `^say:`: menus listen only after their prompt
         body = token[1:] if token.startswith("^") else token
         if body in ("_", "!"):
             continue
@@ -81,6 +89,7 @@ def simulate(flows: FlowSet, flow_id: str, *, script: list[str], at: datetime,
     # (time, order, event): a tiny event queue; order keeps same-time events stable.
     pending: list[tuple[datetime, int, ev.IvrEvent]] = []
     order = 0
+    listening: list[cmd.Listen] = []  # the running Listen, if any
 
     def schedule(delay: float, event: ev.IvrEvent) -> None:
         nonlocal order
@@ -127,6 +136,13 @@ def simulate(flows: FlowSet, flow_id: str, *, script: list[str], at: datetime,
                 schedule(QUEUE_WAIT, ev.CallerHungUp())
         elif isinstance(command, cmd.TransferOut):
             log(f"⇒ 转接外线 {command.number}")
+        elif isinstance(command, cmd.Listen):
+            listening[:] = [command]
+            log(f"◎ 开始听语音 ({len(command.phrases)} 个说法)")
+        elif isinstance(command, cmd.StopListening):
+            listening.clear()
+            pending[:] = [p for p in pending if not (
+                isinstance(p[2], ev.SpeechHeard) and p[2].token == command.token)]
         elif isinstance(command, cmd.Hangup):
             log(f"■ 挂机 ({command.reason})")
 
@@ -134,13 +150,25 @@ def simulate(flows: FlowSet, flow_id: str, *, script: list[str], at: datetime,
         for i, key in enumerate(keys):
             schedule(first + i * KEY_GAP, ev.DigitReceived(key))
 
+    def _say(text: str) -> None:
+        if not listening:
+            log(f"☎ 说「{text}」(此菜单不听语音)")
+            return
+        listen = listening[0]
+        routes = {phrase_key(p): route for p, route in listen.phrases}
+        schedule(KEY_DELAY + estimate_seconds(text) + SPEECH_ENDPOINT,
+                 ev.SpeechHeard(listen.token, routes.get(phrase_key(text)), text))
+
     apply(session.start(clock.now))
     while not session.done and result.events < MAX_EVENTS:
         if session.waiting_for == "digits" and not any(
-                isinstance(p[2], ev.DigitReceived | ev.CallerHungUp) for p in pending):
+                isinstance(p[2], ev.DigitReceived | ev.CallerHungUp | ev.SpeechHeard)
+                for p in pending):
             token = tokens.pop(0) if tokens else "_"
             if token == "!":
                 schedule(KEY_DELAY, ev.CallerHungUp())
+            elif token.startswith(SAY):
+                _say(token[len(SAY):])
             elif token != "_":
                 _press(token.lstrip("^"), KEY_DELAY)
         deadline = session.deadline
@@ -161,6 +189,8 @@ def simulate(flows: FlowSet, flow_id: str, *, script: list[str], at: datetime,
             log(f"☎ 按键 {event.digit}")
         elif isinstance(event, ev.CallerHungUp):
             log("☎ 来电人挂机")
+        elif isinstance(event, ev.SpeechHeard):
+            log(f"☎ 说「{event.text}」")
         elif isinstance(event, ev.QueueAnswered):
             log(f"☏ 律师 {event.lawyer} 接听")
         elif isinstance(event, ev.AgentLeft):
@@ -189,6 +219,11 @@ def _describe_trace(trace: Any, log: Any) -> None:
         log(f"  ✎ {data['name']} = {_field_text(data['name'], data['value'])}")
     elif trace.kind == "digits" and data.get("anytime"):
         log(f"  ⤳ 随时按键 {data['value']}")
+    elif trace.kind == "digits" and data.get("spoken"):
+        if data["value"]:
+            log(f"  ◎ 语音识别为按键 {data['value']}")
+        else:
+            log("  ◎ 语音未能识别, 改为按键")
     elif trace.kind == "note":
         if "hours" in data:
             log(f"  ◷ 服务时间判断: {_HOURS.get(data['hours'], data['hours'])}")

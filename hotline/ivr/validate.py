@@ -310,9 +310,12 @@ def _schema_problems(doc: Document, base: tuple[str, ...], verb: str, exc: Valid
         elif kind == "extra_forbidden":
             fields = model.model_fields if len(loc) == 1 else {}
             allowed = ", ".join(fields) if fields else "见文档"
+            name = str(loc[-1])
+            # `timeout` on a menu means first_digit_timeout, not speech_timeout: speech
+            # properties are suggested only for names that are about speech.
+            similar = [f for f in fields if "speech" in name or not f.startswith("speech")]
             out.append(doc.problem(path, where, "flow.unknown_property", at_key=True,
-                                   allowed=allowed, name=str(loc[-1]),
-                                   hint=_hint(str(loc[-1]), fields)))
+                                   allowed=allowed, name=name, hint=_hint(name, similar)))
         elif kind == "missing":
             out.append(doc.problem(path[:-1], where, "flow.missing_property"))
         else:
@@ -365,7 +368,8 @@ def edges(node: s.Node, anytime: dict[str, str] | None = None,
 def prompt_refs(node: s.Node) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every catalogue prompt a node plays, with its path below the verb."""
     spec = node.spec
-    for attr in ("prompt", "no_input_prompt", "invalid_prompt", "speech_invalid_prompt"):
+    for attr in ("prompt", "no_input_prompt", "invalid_prompt", "speech_prompt",
+                 "speech_invalid_prompt"):
         for i, pid in enumerate(getattr(spec, attr, ()) or ()):
             yield (attr, i), pid
     for attr in ("thanks", "hold_music"):
@@ -450,7 +454,7 @@ class _References:
         """Spoken choices: only on menus, each phrase one route, short enough to say."""
         spec: s.Gather = node.spec
         if not spec.speech:
-            for name in ("speech_timeout", "speech_invalid_prompt"):
+            for name in ("speech_timeout", "speech_prompt", "speech_invalid_prompt"):
                 if name in spec.model_fields_set:
                     self.problems.append(self.doc.problem(
                         (*vpath, name), f"gather.{name}", "flow.speech_option_alone",
@@ -469,7 +473,7 @@ class _References:
                     at_key=True, **{"key": key, "routes": ", ".join(spec.routes)}))
             for i, phrase in enumerate(phrases):
                 count += 1
-                at = (*vpath, "speech", key, i)
+                at: tuple[str | int, ...] = (*vpath, "speech", key, i)
                 where = f"gather.speech.{key}.{i}"
                 text = phrase_key(phrase)
                 if not text:

@@ -58,6 +58,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _ENTRY_KEYS = ("language", "use", "url", "size", "sha256")
+# Unpack failures that downloading again cannot fix; a full disk keeps the verified archive.
+_ARCHIVE_REFUSED = ("speech.model.bad_zip", "speech.model.unsafe_zip", "speech.model.bad_layout")
 # The source checkout's manifest, found when paths.models points elsewhere (a fresh data disk).
 _SHIPPED_MANIFEST = Path(__file__).resolve().parents[2] / "models" / MANIFEST_FILE
 
@@ -531,7 +533,12 @@ def download(name: str, models_dir: Path, *, manifest: Manifest,
         _check_digest(entry, part)
         if on_stage:
             on_stage(Stage.UNPACK)
-        target = _unpack(part_path, models_dir, name)
+        try:
+            target = _unpack(part_path, models_dir, name)
+        except ModelError as exc:
+            if exc.code in _ARCHIVE_REFUSED:
+                part_path.unlink(missing_ok=True)  # the pinned archive itself is unusable
+            raise
         part_path.unlink(missing_ok=True)
     return target
 
@@ -587,12 +594,7 @@ class _Fetch:
             while self.part.size < self.entry.size:
                 try:
                     self._once(client)
-                except _Interrupted as exc:
-                    if attempt >= retries:
-                        raise self._network_error(str(exc)) from None
-                    attempt += 1
-                    time.sleep(retry_delay)
-                except httpx.HTTPError as exc:
+                except (_Interrupted, httpx.HTTPError) as exc:
                     if attempt >= retries:
                         raise self._network_error(_describe(exc)) from None
                     attempt += 1
@@ -613,8 +615,8 @@ class _Fetch:
                 # the partial is not a prefix of it. Start over; a mismatch is caught then.
                 self.part.restart()
                 raise _Interrupted("HTTP 416")
-            if response.status_code >= 500:
-                raise _Interrupted(f"HTTP {response.status_code}")
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                raise _Interrupted(f"HTTP {response.status_code}")  # worth another try
             if response.status_code not in (200, 206):
                 raise ModelError("speech.model.http_status", url=self.url,
                                  status=response.status_code)
@@ -648,7 +650,9 @@ class _Fetch:
     def _write(self, response: httpx.Response) -> None:
         self._report()
         with self.part.path.open("ab") as fh:
-            for chunk in response.iter_raw(CHUNK):
+            # No chunk_size: httpx would buffer up to it and lose the buffer when the
+            # connection drops, so the .part file would hold less than we received.
+            for chunk in response.iter_raw():
                 if self.part.size + len(chunk) > self.entry.size:
                     fh.close()
                     self.part.discard()

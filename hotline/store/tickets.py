@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from hotline.domain import Category, Disposition, Language, Role, TicketStatus
 from hotline.errors import ConflictError, DomainError, NotFoundError
+from hotline.speech.text.masking import mask_numbers
 from hotline.store.tables import Ticket, TicketHistory, User
 from hotline.store.users import UserView
 
@@ -91,6 +92,10 @@ def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp
                  "referral_target", "caller_name", "caller_declined_identity",
                  "callback_number", "language", "confidential"):
         value = getattr(wrap, name)
+        if value is not None and name in ("summary", "answer"):
+            # Personal numbers typed into the ticket are masked like transcripts: the
+            # unmasked numbers stay only in the access-controlled recording.
+            value = mask_numbers(value)[0]
         if value is not None:
             setattr(ticket, name, value)
     ticket.tags = list(wrap.tags)

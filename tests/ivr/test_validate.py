@@ -194,7 +194,7 @@ def test_unknown_node_key_suggests_next(check):
 
 GATHER_FIELDS = ("prompt, max_digits, min_digits, terminator, first_digit_timeout, "
                  "inter_digit_timeout, retries, no_input_prompt, invalid_prompt, routes, store, "
-                 "pattern, otherwise")
+                 "pattern, otherwise, speech, speech_timeout, speech_prompt, speech_invalid_prompt")
 
 
 def test_unknown_property_lists_allowed_names(check):
@@ -755,3 +755,137 @@ def test_typo_in_next_does_not_cascade(check):
     assert check(flow) == [
         f"{F}:6:5: play.nxet: 未知属性 'nxet', 是否想写 'next'? (节点可用: 动词, next, note)",
     ]
+
+
+# --- spoken menu choices (speech:) -----------------------------------------------------------
+
+SPEECH_PROMPTS = (PROMPTS + "  press: 对不起，没有听清，请按键选择。\n"
+                  "  hint: 也可以直接说出问题类型。\n")
+
+
+def test_menu_with_speech_is_sound(check):
+    assert check(with_extra("""\
+        gather:
+          prompt: menu
+          speech_prompt: hint
+          speech_invalid_prompt: press
+          speech_timeout: 8
+          routes:
+            "1": labor
+            "2": bye
+          speech:
+            "1": [劳动, 工资, 法律 援助]
+            "2": 再见
+          otherwise: bye
+        """), prompts=SPEECH_PROMPTS) == []
+
+
+def test_every_speech_problem_at_once(check):
+    long = "劳动" * 11
+    assert check(with_extra(f"""\
+        gather:
+          prompt: menu
+          routes:
+            "1": labor
+            "2": bye
+          speech:
+            "1": [劳动, "", {long}]
+            "2": [再见, 劳动]
+            "3": [合同]
+            "4": [工资]
+          speech_invalid_prompt: pres
+          otherwise: bye
+        """)) == [
+        f"{F}:26:19: gather.speech.1.1: 说法不能为空",
+        f"{F}:26:23: gather.speech.1.2: 说法 '{long}' 太长 (最多 20 个字)",
+        f"{F}:27:19: gather.speech.2.1: 说法 '劳动' 已用于按键 '1': 一个说法只能对应一个按键",
+        f"{F}:28:9: gather.speech.3: speech 的按键 '3' 不在本菜单的 routes 中 (现有: 1, 2)",
+        f"{F}:29:9: gather.speech.4: speech 的按键 '4' 不在本菜单的 routes 中 (现有: 1, 2)",
+        f"{F}:30:30: gather.speech_invalid_prompt: 提示音目录中没有 'pres'",
+    ]
+
+
+def test_same_phrase_spaced_differently_is_one_phrase(check):
+    # The recogniser's word spacing is ignored, so 法律援助 and 法律 援助 are the same answer.
+    assert check(with_extra("""\
+        gather:
+          prompt: menu
+          routes: {"1": labor, "2": bye}
+          speech: {"1": [法律援助], "2": [法律 援助]}
+          otherwise: bye
+        """)) == [
+        f"{F}:23:35: gather.speech.2.0: 说法 '法律 援助' 已用于按键 '1': 一个说法只能对应一个按键",
+    ]
+
+
+def test_speech_on_an_entry_is_refused(check):
+    assert check(with_extra("""\
+        gather:
+          prompt: menu
+          max_digits: 8
+          store: case_no
+          speech: {"1": [劳动]}
+          otherwise: bye
+        next: labor
+        """)) == [
+        f"{F}:24:7: gather.speech: speech 只能用于菜单 (routes), 不能用于号码输入 (store/pattern)",
+    ]
+
+
+def test_too_many_phrases(check):
+    phrases = ", ".join(f"说法{i}" for i in range(51))
+    assert check(with_extra(f"""\
+        gather:
+          prompt: menu
+          routes: {{"1": labor}}
+          speech: {{"1": [{phrases}]}}
+          otherwise: bye
+        """)) == [
+        f"{F}:23:7: gather.speech: 本菜单共有 51 个说法, 最多 50 个",
+    ]
+
+
+def test_speech_options_without_speech(check):
+    assert check(with_extra("""\
+        gather:
+          prompt: menu
+          routes: {"1": labor}
+          speech_timeout: 8
+          speech_prompt: menu
+          speech_invalid_prompt: menu
+          otherwise: bye
+        """)) == [
+        f"{F}:23:7: gather.speech_timeout: speech_timeout 只在有 speech 时才有用",
+        f"{F}:24:7: gather.speech_prompt: speech_prompt 只在有 speech 时才有用",
+        f"{F}:25:7: gather.speech_invalid_prompt: speech_invalid_prompt 只在有 speech 时才有用",
+    ]
+
+
+def test_phrase_that_is_not_text(check):
+    assert check(with_extra("""\
+        gather:
+          prompt: menu
+          routes: {"1": labor}
+          speech: {"1": [劳动, 12]}
+          otherwise: bye
+        """)) == [
+        f"{F}:23:26: gather.speech.1.1: 值 12 无效: 应为字符串",
+    ]
+
+
+def test_timeout_typo_is_not_pointed_at_speech_timeout(check):
+    # `timeout` on a menu means first_digit_timeout; speech_timeout would mislead.
+    lines = check(with_extra("""\
+        gather:
+          prompt: menu
+          timeout: 5
+          otherwise: bye
+        """))
+    assert len(lines) == 1 and "speech_timeout'?" not in lines[0]
+    lines = check(with_extra("""\
+        gather:
+          prompt: menu
+          speech_timout: 5
+          otherwise: bye
+        """))
+    assert "是否想写 'speech_timeout'?" in lines[0]

@@ -1,4 +1,5 @@
-"""A real `hotline serve` node for telephony tests: free ports, its own folder, cleaned up."""
+"""A real `hotline serve` node for telephony and speech tests: free ports, its own folder,
+cleaned up (a pytest plugin of tests/conftest.py)."""
 
 import os
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
