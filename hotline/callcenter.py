@@ -401,7 +401,10 @@ class CallCenter:
                 self._close(call)
                 return
             call.facts = facts
-            call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz)
+            # Spoken menu choices only when the speech service can hear this call;
+            # otherwise menus with speech run as key menus, without the invitation to speak.
+            call.session = IvrSession(self.flows.current, flow_id, facts, self.settings.tz,
+                                      listen=self.speech.can_listen(call))
             log.info("来电 %s → %s (%s), 工单 %s, 媒体进程 %s", mask_number(number),
                      offer.to_user, flow_id, opened.ticket_no, worker)
         finally:

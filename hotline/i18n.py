@@ -47,7 +47,8 @@ MESSAGES: dict[str, str] = {
     "tool.missing": "找不到程序 {tool}; 请安装 Debian 软件包 {package} (make run 会自动安装)",
     # simulation
     "sim.bad_time": "--at 时间格式应为 2026-12-31T23:30, 实际为 {value!r}",
-    "sim.bad_script": "--digits 中的 {token!r} 无效: 只能是按键 0-9 * #、静音 _ 或挂机 !",
+    "sim.bad_script": "--digits 中的 {token!r} 无效: 只能是按键 0-9 * #、静音 _、挂机 ! "
+                      "或说话 say:词语",
 }
 
 
@@ -136,6 +137,7 @@ MESSAGES.update({
 
 MESSAGES.update({
     "telephony.tap_stream": "音频分流数据流错误: {detail}",
+    "speech.control": "语音服务控制消息错误: {detail}",
 })
 
 MESSAGES.update({

@@ -26,6 +26,7 @@ from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
 from hotline.jobs import Jobs
 from hotline.ledger import Ledger
+from hotline.looplag import LoopLag
 from hotline.recovery import recover
 from hotline.speech.live import LiveSpeech
 from hotline.speech.supervisor import SpeechProcess
@@ -223,8 +224,18 @@ async def run(settings: Settings, config_file: str | None = None) -> None:
         total, fresh = await asyncio.to_thread(prepare_prompts, settings, registry)
         log.info("提示音就绪: %d 条 (本次新合成 %d 条)", total, fresh)
 
+        lag = LoopLag()
+        lag.start()
+
         def status() -> dict[str, Any]:
-            return {"flows": sorted(registry.current.flows), "database": revision}
+            body: dict[str, Any] = {"flows": sorted(registry.current.flows),
+                                    "database": revision, "loop_lag": lag.report()}
+            if telephony is not None:
+                speech = telephony.center.speech
+                body["speech"] = {"live": speech.available, "streams": speech.active,
+                                  "capacity": speech.capacity,
+                                  "off": speech.why_off or None}
+            return body
 
         sock = _bind(settings.api.host, settings.api.port)
         try:

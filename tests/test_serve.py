@@ -76,7 +76,7 @@ def test_serve_starts_reloads_and_stops(site):
         assert health["status"] == "ok"
         assert health["flows"] == ["after_hours", "main", "sme"]
         log = _log(site)
-        for line in ("数据库就绪", "呼叫流程已加载: 3 个", "提示音就绪: 27 条", "API 已启动",
+        for line in ("数据库就绪", "呼叫流程已加载: 3 个", "提示音就绪: 29 条", "API 已启动",
                      "媒体进程已启动: 2 个 (每进程 4 路, 接入 1 路来电)",
                      "SIP 前端 (Kamailio) 已启动"):
             assert line in log

@@ -138,6 +138,11 @@ class LiveSpeech:
 
     # --- hooks the coordinator calls ----------------------------------------------------
 
+    def can_listen(self, call: LiveCall) -> bool:
+        """Whether spoken menu choices may be offered to this call (a model, the service)."""
+        return not self.why_off and self._writer is not None and (
+            self.model_for(call) is not None)
+
     def leg_up(self, call: LiveCall, leg: str) -> None:
         """``leg`` (a lawyer, a transfer target) talks to the caller: transcribe both."""
         speech = self._speech(call)

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskNumbers())
+    for noisy in ("alembic", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     paths = dict(item.split("=", 1) for item in args.model)
     models = Models({name: Path(path) for name, path in paths.items()})

@@ -111,6 +111,7 @@ TABLE: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/desk/catalog"): Expect(DESK),
     ("PUT", "/api/v1/tickets/{ticket_no}/wrapup"): Expect(DESK, 404, "ticket.not_found",
                                                           {"disposition": "dropped"}),
+    ("GET", "/api/v1/tickets/{ticket_no}/transcript"): Expect(DESK, 404, "ticket.not_found"),
 }
 
 # The call commands, with a body each accepts (for the wrong-id / wrong-state tests).

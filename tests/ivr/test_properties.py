@@ -10,8 +10,10 @@ lawyer leaves) or overflow — until the session is done.
 Properties: nothing raises; every call ends within MAX_EVENTS events with an outcome of the
 four kinds (never the runaway-loop guard); every command is a frozen command dataclass and
 every catalogue prompt exists; deadlines never lie in the past; once done, no event changes
-anything; a hang-up at any moment ends the call at once without further commands; the fields
-left on the ticket are usable; the main line at night always offers the after-hours menu.
+anything; a hang-up at any moment ends the call at once without further commands (but the
+``StopListening`` of a menu that was listening); every ``Listen`` is stopped exactly once and
+never two run at once; the fields left on the ticket are usable; the main line at night
+always offers the after-hours menu.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ OUTCOME_KINDS = {OutcomeKind.ENQUEUE, OutcomeKind.TRANSFER, OutcomeKind.VOICEMAI
 MAX_EVENTS = 500
 DIGITS = tuple("0123456789*#")
 WORLD_ACTIONS = ("silence", "prompt_done", "queue_answered", "agent_left", "overflow",
-                 "transfer_failed", "recording_done", "early_timer")
+                 "transfer_failed", "recording_done", "early_timer", "said_phrase",
+                 "said_noise", "stale_speech")
 
 # (action, then let the current prompt finish). Keys are drawn more often than world events,
 # menu keys 1-4 most, and prompts usually finish, so calls get deep into the menus.
@@ -82,6 +85,8 @@ class Call:
     steps: list[Step] = field(default_factory=list)
     play_token: int | None = None  # the latest Play
     record_token: int | None = None  # the latest RecordMessage
+    listen: cmd.Listen | None = None  # the running Listen
+    last_listen_token: int | None = None
     hung_up: bool = False
 
     @classmethod
@@ -104,6 +109,15 @@ class Call:
                 self.play_token = command.token
             elif isinstance(command, cmd.RecordMessage):
                 self.record_token = command.token
+            elif isinstance(command, cmd.Listen):
+                assert self.listen is None, "two Listens at once"
+                assert command.phrases, "Listen without phrases"
+                self.listen = command
+                self.last_listen_token = command.token
+            elif isinstance(command, cmd.StopListening):
+                assert self.listen is not None and command.token == self.listen.token, (
+                    f"{command!r} without its Listen")
+                self.listen = None
         assert step.deadline == self.session.deadline
         if step.deadline is not None:
             assert step.deadline >= self.now, "a deadline in the past"
@@ -157,6 +171,15 @@ class Call:
         elif action == "recording_done":
             if self.record_token is not None:
                 self.send(ev.RecordingFinished(self.record_token, 12.0), advance=12)
+        elif action in ("said_phrase", "said_noise"):
+            if self.listen is not None:
+                phrase, route = self.listen.phrases[0]
+                heard = (route, phrase) if action == "said_phrase" else (None, "嗯")
+                self.send(ev.SpeechHeard(self.listen.token, *heard), advance=2)
+        elif action == "stale_speech":
+            if self.last_listen_token is not None and self.listen is None:
+                step = self.send(ev.SpeechHeard(self.last_listen_token, "1", "劳动"))
+                assert not step.commands and not step.trace, "stale speech acted"
         else:  # pragma: no cover - the strategy only draws the names above
             raise AssertionError(action)
 
@@ -199,7 +222,8 @@ def _assert_frozen_after_done(call: Call) -> None:
         ev.DigitReceived("0"), ev.DigitReceived("1"), ev.TimerFired(),
         ev.PlaybackFinished(call.play_token or 0), ev.QueueAnswered("1001"), ev.AgentLeft(),
         ev.QueueOverflow("max_wait"), ev.TransferFailed("no_answer"),
-        ev.RecordingFinished(call.record_token or 0, 5.0), ev.CallerHungUp()]
+        ev.RecordingFinished(call.record_token or 0, 5.0), ev.CallerHungUp(),
+        ev.SpeechHeard(call.last_listen_token or 0, "1", "劳动")]
     for late_event in late:
         call.now += timedelta(hours=1)
         step = session.handle(late_event, call.now)
@@ -228,6 +252,7 @@ def test_every_call_reaches_an_outcome(flow_id: str, at: datetime, caller: Calle
     call = drive(flow_id, at, caller, script, world)
     session = call.session
     assert session.done and call.steps[-1].done
+    assert call.listen is None, "a Listen was never stopped"
     assert session.outcome is not None, "done without an outcome"
     assert session.outcome.kind in OUTCOME_KINDS
     assert session.outcome.reason != "runaway_loop", session.path
@@ -263,11 +288,15 @@ def test_hanging_up_ends_the_session_at_once(flow_id: str, at: datetime, caller:
         call.world_step(world)
     was_done = call.session.done
     outcome_before = call.session.outcome
+    listening = call.listen
 
     step = call.send(ev.CallerHungUp())
 
     assert step.done and call.session.done
-    assert step.commands == (), f"commands after the caller hung up: {step.commands!r}"
+    # Only the recogniser of a menu that was listening is stopped.
+    stop = (cmd.StopListening(listening.token),) if listening is not None else ()
+    assert step.commands == stop, f"commands after the caller hung up: {step.commands!r}"
+    assert call.listen is None
     assert step.deadline is None and call.session.deadline is None
     assert call.session.waiting_for == "ended"
     if was_done:

@@ -173,3 +173,134 @@ def test_live_captions_segments_draft_and_batch_on_a_real_node(start_node, tmp_p
                        "where call_id = :c order by start_s", c=call_id) == batch  # idempotent
     nothing = _hotline(node, "transcribe", "--pending", "--model", str(KO_MODEL))
     assert nothing.returncode == 0 and "没有需要转写的通话" in nothing.stdout
+
+
+@pytest.mark.timeout(300)
+def test_calls_beyond_capacity_go_to_batch_and_nothing_waits(start_node, tmp_path):
+    """K = 2 streams: the first call is transcribed live, the second (at the same time) is
+    left to batch with captions off; both recordings are whole and the coordinator's loop
+    is never held up; `transcribe --pending` then does the second call."""
+    caller_wav = speech_wav(tmp_path / "caller.wav", CALLER_SENTENCES)
+    lawyer_wav = speech_wav(tmp_path / "lawyer.wav", LAWYER_SENTENCES, gap=1.5)
+    phones = [Ua(f"800{n}", "--wav", str(lawyer_wav)) for n in (1, 2)]
+    try:
+        node = start_node(2, legs_per_call=4, telephony_queue_wait=60,
+                          speech_live_model=str(KO_MODEL), speech_batch_model=str(KO_MODEL),
+                          speech_max_live_streams=2,
+                          # both test callers use one number: no 首问负责 wait for 8001
+                          callers_prefer_last_lawyer_seconds=0)
+        deadline = time.monotonic() + 60
+        while "已连接语音服务" not in (node["dir"] / "serve.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        streams = []
+        for n, phone in enumerate(phones, start=1):
+            _, token, _ = _lawyer(node, f"800{n}", phone.uri)
+            streams.append(Events(node, token))
+        first = _call(tmp_path, node, "first", caller_wav, hold=20)
+        _wait_rows(node, "select count(*) from calls where agent_answered_at is not null",
+                   lambda r: r[0][0] == 1, timeout=40)
+        second = _call(tmp_path, node, "second", caller_wav, hold=16)
+        lags = []
+        health = f"http://127.0.0.1:{node['api']}/health"
+        while first.poll() is None or second.poll() is None:
+            body = httpx.get(health, timeout=5).json()
+            lags.append(body["loop_lag"]["max_ms"])
+            assert body["speech"]["streams"] <= 2
+            time.sleep(0.5)
+        assert first.returncode == 0 and second.returncode == 0
+        rows = _wait_rows(
+            node, "select c.id, c.transcript_state, r.duration_s, r.flagged_reason "
+                  "from calls c join recordings r on r.call_id = c.id "
+                  "where r.sha256 is not null order by c.id", lambda r: len(r) == 2)
+    finally:
+        close_all(*phones)
+    for s in streams:
+        s.ws.close()
+    events = [e for s in streams for e in s.events]
+    offs = [e for e in events if e.get("type") == "captions" and not e["on"]]
+    ons = [e for e in events if e.get("type") == "captions" and e["on"]]
+    assert len(ons) == 1 and len(offs) == 1 and "capacity" in offs[0]["why"]
+    [(live_id, live, live_s, live_flag), (batch_id, pending, batch_s, batch_flag)] = rows
+    assert (live, pending) == ("live", "pending")
+    assert live_flag is None and batch_flag is None  # both recordings whole
+    assert live_s > 15 and batch_s > 12
+    # The coordinator's loop: the worst lateness seen over the run (figure in the log).
+    print(f"loop lag max over the overload run: {max(lags):.1f} ms")
+    assert max(lags) < 500, lags
+    assert _rows(node, "select count(*) from transcript_segments where call_id = :c",
+                 c=batch_id) == [(0,)]
+    done = _hotline(node, "transcribe", "--pending", "--quiet")  # batch model = ko, installed
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "完成: 1 个通话" in done.stdout
+    speakers = _rows(node, "select distinct speaker from transcript_segments where "
+                           "call_id = :c order by speaker", c=batch_id)
+    assert speakers == [("caller",), ("lawyer",)]
+    assert _rows(node, "select transcript_state from calls order by id") == [
+        ("live",), ("batch",)]
+
+
+MENU_FLOW = """\
+flow: main
+name: 语音菜单
+start: menu
+nodes:
+  menu:
+    gather:
+      prompt: menu_prompt
+      speech_timeout: 6
+      first_digit_timeout: 6
+      retries: 0
+      routes: {"1": one, "2": two}
+      speech: {"1": [임금], "2": [회사]}
+      otherwise: two
+  one:
+    set: {category: labor}
+    next: bye
+  two:
+    set: {category: other}
+    next: bye
+  bye:
+    hangup: goodbye
+"""
+MENU_PROMPTS = """\
+prompts:
+  menu_prompt: 请说出问题类型。
+  goodbye: 再见。
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_spoken_menu_choice_is_judged_by_the_speech_service(start_node, tmp_path):
+    """The caller speaks at a menu with `speech:`: the coordinator taps their leg in grammar
+    mode, the service decides (a phrase, or rejected with a reason) and the menu goes on
+    the way it decided; the timeline keeps what was heard."""
+    flows = tmp_path / "speech_flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(MENU_FLOW, encoding="utf-8")
+    (flows / "prompts.yaml").write_text(MENU_PROMPTS, encoding="utf-8")
+    said = speech_wav(tmp_path / "said.wav", ("임금",) * 6, gap=1.0)
+    node = start_node(1, legs_per_call=4, paths_flows=str(flows),
+                      lines='{"12348" = "main"}', speech_live_model=str(KO_MODEL))
+    deadline = time.monotonic() + 60
+    while "已连接语音服务" not in (node["dir"] / "serve.log").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    caller = subprocess.Popen(
+        [sys.executable, str(CALLER), "--target", node["uri"], "--wav", str(said), "--dtmf",
+         "", "--hold", "30", "--timeout", "60", "--result", str(tmp_path / "c.json")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "c.log").open("wb"))
+    assert caller.wait(60) == 0
+    [[reason]] = _wait_rows(node, "select end_reason from calls",
+                            lambda r: len(r) == 1 and r[0][0] is not None)
+    assert reason == "ivr_hangup"
+    digits = [json.loads(d) if isinstance(d, str) else d for (d,) in _rows(
+        node, "select data from call_events where kind = 'digits'")]
+    spoken = [d for d in digits if d.get("spoken")]
+    assert len(spoken) == 1, digits  # one decision per menu attempt
+    [[category]] = _rows(node, "select t.category from tickets t")
+    expected = {"1": "labor", "2": "other", "": "other"}[spoken[0]["value"]]
+    assert category == expected  # rejected (value "") falls through to `otherwise`
+    log = (node["dir"] / "serve.log").read_text()
+    assert "语音菜单" in log  # the service logged its decision and its reason

@@ -28,15 +28,17 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from hotline.speech.text.numbers import DIGIT_WORDS
 from hotline.speech.text.offsets import Edit
 
-_WORD_DIGITS = {"零": "0", "〇": "0", "洞": "0", "幺": "1", "一": "1", "二": "2", "两": "2",
-                "三": "3", "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+_WORD_DIGITS = DIGIT_WORDS  # 幺 = 1, 两 = 2, 洞 = 0 when digits are read out one by one
 _DIGIT = "0-9\uff10-\uff19" + "".join(_WORD_DIGITS)
 _SEP = r"[ \t\u3000\-\uff0d\u2014]"
 _X = "Xx\uff38叉"  # the ID check character 10, also spoken as 叉
-# A run of digits (or digit words) with separators between them, not glued to a Latin token.
-_RUN = re.compile(rf"(?<![0-9A-Za-z_])[{_DIGIT}](?:{_SEP}{{0,3}}[{_DIGIT}])*")
+# A run of digits (or digit words) with separators between them. Written digits glued to a
+# Latin token (a hex call id) are part of that token; digit words never are.
+_RUN = re.compile(rf"(?:(?<![0-9A-Za-z_])[0-9\uff10-\uff19]|[{''.join(_WORD_DIGITS)}])"
+                  rf"(?:{_SEP}{{0,3}}[{_DIGIT}])*")
 _LATIN = re.compile(r"[A-Za-z_]")  # a digit cannot follow a maximal run, except after an X
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

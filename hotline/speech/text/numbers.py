@@ -287,11 +287,15 @@ def rewrite_numbers(text: str) -> tuple[str, tuple[NumberMatch, ...], tuple[Edit
         _, _, m, (new, value), kind = best
         parts.append(text[pos:m.start()])
         out_len += m.start() - pos
-        found.append(NumberMatch(kind, out_len, out_len + len(new), new, value, m.group(),
-                                 m.start(), m.end()))
-        edits.append(Edit(m.start(), m.end(), out_len, out_len + len(new)))
-        parts.append(new)
-        out_len += len(new)
+        # Two conversions side by side (…零零零 + 二零二四年) would fuse into one long number
+        # that masking can no longer take apart: keep them a space apart.
+        gap = " " if (found and found[-1].source_end == m.start()
+                      and found[-1].text[-1].isdigit() and new[0].isdigit()) else ""
+        found.append(NumberMatch(kind, out_len + len(gap), out_len + len(gap) + len(new), new,
+                                 value, m.group(), m.start(), m.end()))
+        edits.append(Edit(m.start(), m.end(), out_len, out_len + len(gap) + len(new)))
+        parts.append(gap + new)
+        out_len += len(gap) + len(new)
         pos = m.end()
     parts.append(text[pos:])
     return "".join(parts), tuple(found), tuple(edits)

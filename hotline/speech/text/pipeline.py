@@ -116,8 +116,8 @@ class TextPipeline:
                   dialects: Collection[Language] | None = None) -> Utterance:
         """A transcript segment, processed, as the draft builder wants it."""
         done = self.process(segment.text, dialects=dialects)
-        speaker = (Speaker(segment.speaker) if segment.speaker in Speaker.__members__.values()
-                   else Speaker.SYSTEM)
+        known = {s.value for s in Speaker}
+        speaker = Speaker(segment.speaker) if segment.speaker in known else Speaker.SYSTEM
         return Utterance(speaker, float(segment.start_s), float(segment.end_s), done.text,
                          done.numbers, len(done.masked))
 

