@@ -7,6 +7,7 @@ code into words, through :mod:`hotline.i18n`, so the core never formats user tex
 
     HotlineError                      hotline.*
     ├── ConfigError                   config.*     bad hotline.toml / HOTLINE_* value
+    │   └── TextRulesError            config.text_rules  a bad speech lexicon / rules YAML
     ├── FlowError                     flow.*       a flow set that failed to load or validate
     ├── StoreError                    store.*      database unreachable, schema out of date
     │   ├── NotFoundError             store.not_found
@@ -14,7 +15,9 @@ code into words, through :mod:`hotline.i18n`, so the core never formats user tex
     ├── AuthError                     auth.*       bad credentials, wrong role
     ├── DomainError                   domain.*     an illegal state transition or command
     ├── ExternalToolError             tool.*       espeak-ng / sox missing or failing
-    └── ModelError                    speech.model.*  a Vosk model missing, broken, bad download
+    ├── ModelError                    speech.model.*  a Vosk model missing, broken, bad download
+    ├── ControlError                  speech.control  a bad line on the speech service's control
+    └── TapStreamError                telephony.tap_stream  bytes that are not a tap stream
 """
 
 from __future__ import annotations

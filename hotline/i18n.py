@@ -138,6 +138,7 @@ MESSAGES.update({
 MESSAGES.update({
     "telephony.tap_stream": "音频分流数据流错误: {detail}",
     "speech.control": "语音服务控制消息错误: {detail}",
+    "config.text_rules": "文本规则文件有 {count} 处问题 ({files})",
 })
 
 MESSAGES.update({

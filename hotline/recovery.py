@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from hotline.domain import EndReason
 from hotline.recording import inspect, recover_parts, repair_wav
 from hotline.store import calls as ledger_calls
+from hotline.store import transcripts
 
 log = logging.getLogger("hotline.recovery")
 
@@ -37,7 +38,11 @@ class Recovered:
 def recover(session: Session, now: datetime, keep: Iterable[str] = ()) -> Recovered:
     """Close open calls and recordings except ``keep``'s (SIP Call-IDs); idempotent."""
     kept = ledger_calls.open_call_ids(session, keep)
-    calls = [c for c in ledger_calls.open_calls(session) if c.call_id not in kept]
+    open_now = ledger_calls.open_calls(session)
+    # A live transcript of a call still open at start-up was cut (the speech service went
+    # with the coordinator): the whole call is transcribed again in batch after it ends.
+    transcripts.requeue_live(session, [c.call_id for c in open_now])
+    calls = [c for c in open_now if c.call_id not in kept]
     for call in calls:
         ledger_calls.close_call(session, call.call_id, at=now, reason=EndReason.SYSTEM_RESTART,
                                 ivr_vars={}, ivr_path=None, data={"recovered": True})

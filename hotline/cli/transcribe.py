@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from datetime import time as dtime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -39,14 +38,14 @@ def transcribe(app: AppContext, call_ids: tuple[int, ...], pending: bool,
         raise click.UsageError("请指定且只指定一种范围: 通话编号、--pending 或 --since")
     settings = app.settings
     from hotline.speech.batch import BatchRun, choose_model
+    from hotline.speech.supervisor import text_rule_paths
     from hotline.speech.text.pipeline import TextPipeline
     from hotline.store.engine import make_engine, make_session_factory
     from hotline.store.migrate import ensure_current
 
     model = choose_model(settings, model_name)
     s = settings.speech
-    pipeline = TextPipeline.from_files(_path(settings.base_dir, s.lexicon),
-                                       _path(settings.base_dir, s.rules))
+    pipeline = TextPipeline.from_files(*text_rule_paths(settings))
     engine = make_engine(settings.database_url)
     try:
         ensure_current(engine)
@@ -94,13 +93,6 @@ def _run_with_progress(run: BatchRun, items: list[BatchItem], quiet: bool,
                   MofNCompleteColumn(), TimeRemainingColumn()) as progress:
         task = progress.add_task("转写中", total=len(items))
         return run.run(items, on_done=lambda r: progress.advance(task))
-
-
-def _path(base: Path, value: str) -> Path | None:
-    if not value:
-        return None
-    path = Path(value)
-    return path if path.is_absolute() else base / path
 
 
 COMMANDS = [transcribe]

@@ -89,8 +89,32 @@ def plan(settings: Settings) -> SpeechPlan:
     why = "" if s.live_model in found else (
         f"语音模型不可用, 本次运行不做实时转写 (通话结束后可批量转写): "
         f"{problems[0] if problems else s.live_model}")
+    rules = _check_text_rules(settings)
+    if rules and not why:
+        why = f"文本规则文件有误, 本次运行不做实时转写:\n{rules}"
     return SpeechPlan(found, s.live_model, why, tuple(problems), capacity,
                       dict(s.line_models), {str(k): v for k, v in s.language_models.items()})
+
+
+def text_rule_paths(settings: Settings) -> tuple[Path | None, Path | None]:
+    """``speech.lexicon`` and ``speech.rules`` as paths (None: the packaged defaults)."""
+    def one(value: str) -> Path | None:
+        if not value:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else settings.base_dir / path
+    return one(settings.speech.lexicon), one(settings.speech.rules)
+
+
+def _check_text_rules(settings: Settings) -> str:
+    """Every problem of the configured lexicon / rules files, or ""."""
+    from hotline.speech.text.pipeline import TextPipeline
+
+    try:
+        TextPipeline.from_files(*text_rule_paths(settings))
+    except HotlineError as exc:
+        return str(exc)
+    return ""
 
 
 def socket_paths(var_dir: Path) -> tuple[Path, Path]:
@@ -115,17 +139,16 @@ class SpeechProcess:
 
     def command(self) -> list[str]:
         """The service's command line."""
-        s = self.settings.speech
         cmd = [sys.executable, "-m", "hotline.speech.server", "--tap", str(self.tap_path),
                "--control", str(self.control_path), "--capacity", str(self.speech.capacity),
                "--db", self.settings.database_url, "--preload", self.speech.live,
                "--log-level", self.settings.log_level]
         for name, path in self.speech.models.items():
             cmd += ["--model", f"{name}={path}"]
-        for flag, value in (("--lexicon", s.lexicon), ("--rules", s.rules)):
-            if value:
-                path = Path(value)
-                cmd += [flag, str(path if path.is_absolute() else self.settings.base_dir / path)]
+        lexicon, rules = text_rule_paths(self.settings)
+        for flag, rule_path in (("--lexicon", lexicon), ("--rules", rules)):
+            if rule_path is not None:
+                cmd += [flag, str(rule_path)]
         return cmd
 
     def stopping(self) -> bool:

@@ -117,6 +117,14 @@ def set_state(session: Session, call_id: int, state: str | None) -> None:
     session.execute(update(Call).where(Call.id == call_id).values(transcript_state=state))
 
 
+def requeue_live(session: Session, call_ids: Sequence[int]) -> None:
+    """Calls whose live transcription was cut short go to batch."""
+    if call_ids:
+        session.execute(update(Call).where(Call.id.in_(call_ids),
+                                           Call.transcript_state == LIVE)
+                        .values(transcript_state=PENDING))
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """A call whose recording is to be transcribed."""
