@@ -52,6 +52,33 @@ MESSAGES: dict[str, str] = {
 }
 
 
+# Vosk models (hotline.speech.models)
+MESSAGES.update({
+    "speech.model.error": "语音模型错误",
+    "speech.model.manifest_missing": "找不到模型清单 {path}",
+    "speech.model.manifest_syntax": "模型清单 {path} 不是有效的 TOML: {detail}",
+    "speech.model.manifest_invalid": "模型清单 {path} 有 {count} 处问题: {problems}",
+    "speech.model.bad_name": "模型名 {name!r} 无效: 只能包含字母、数字和 . _ -, 且不能以 . 开头",
+    "speech.model.not_installed": "语音模型 {name} 未安装 (应在 {path}); 请运行 {command}",
+    "speech.model.unknown": ("未知的语音模型 {name}: 模型清单中没有 (已知: {known}); "
+                             "离线安装请把模型解压到 {path}"),
+    "speech.model.not_found": "找不到模型文件夹 {path}",
+    "speech.model.broken": "语音模型 {name} ({path}) 不完整: {problems}; 请运行 {command} 重新安装",
+    "speech.model.bad_layout": "{path} 不是完整的 Vosk 模型: {problems}",
+    "speech.model.busy": "语音模型 {name} 正在由另一个进程下载 (锁文件 {lock})",
+    "speech.model.network": ("下载 {url} 失败: {detail} (已下载 {done}/{total} 字节, "
+                             "已保留; 再次运行 {command} 会接着下载)"),
+    "speech.model.http_status": "下载 {url} 失败: 服务器返回 HTTP {status}",
+    "speech.model.size_mismatch": ("{url} 的大小为 {actual} 字节, 清单要求 {expected} 字节; "
+                                   "文件可能已被更换, 已拒绝并删除下载的部分"),
+    "speech.model.checksum": ("{name} 校验失败: sha256 为 {actual}, 清单要求 {expected}; "
+                              "已删除下载的文件, 未安装"),
+    "speech.model.bad_zip": "{name} 的压缩包无法解压: {detail}",
+    "speech.model.unsafe_zip": "{name} 的压缩包含有不安全的路径 {member!r}, 已拒绝",
+    "speech.model.disk_full": "磁盘空间不足: 解压 {name} 约需 {need} 字节, {path} 只剩 {free} 字节",
+    "speech.model.io": "无法写入 {path}: {detail}",
+})
+
 def render(code: str, params: Mapping[str, Any]) -> str:
     """The Chinese message for an error code; unknown codes still show the code."""
     template = MESSAGES.get(code)

@@ -15,6 +15,7 @@ import click
 from hotline.cli import AppContext, pass_app
 from hotline.config import Settings
 from hotline.errors import ModelError
+from hotline.speech import model_download
 from hotline.speech import models as speech_models
 from hotline.speech.models import InstallState, ModelStatus, ModelUse, Stage
 
@@ -148,7 +149,7 @@ def _download_with_bar(name: str, models_dir: Path, manifest: speech_models.Mani
         def on_stage(stage: Stage) -> None:
             bar.update(task, description=f"{_STAGE_ZH[stage]} {name}")
 
-        return speech_models.download(name, models_dir, manifest=manifest, progress=on_bytes,
+        return model_download.download(name, models_dir, manifest=manifest, progress=on_bytes,
                                       on_stage=on_stage, timeout=timeout, url_base=url_base)
 
 

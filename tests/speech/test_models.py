@@ -22,6 +22,7 @@ import pytest
 
 from hotline.cli import main
 from hotline.errors import HotlineError, ModelError
+from hotline.speech import model_download as md
 from hotline.speech import models as sm
 from hotline.speech.models import InstallState, LayoutIssue, LayoutProblem, Stage
 
@@ -157,7 +158,7 @@ def publish(server, models_dir, payload, *, name=NAME, sha256=None, size=None):
 def fetch(models_dir, manifest, **kwargs):
     kwargs.setdefault("retry_delay", 0)
     kwargs.setdefault("timeout", 5)
-    return sm.download(NAME, models_dir, manifest=manifest, **kwargs)
+    return md.download(NAME, models_dir, manifest=manifest, **kwargs)
 
 
 def leftovers(models_dir):
@@ -309,7 +310,7 @@ def test_failed_download_keeps_the_existing_install(server, models_dir):
 def test_unknown_model_and_unreachable_server(server, models_dir):
     manifest = publish(server, models_dir, model_zip())
     with pytest.raises(ModelError) as caught:
-        sm.download("vosk-model-nope", models_dir, manifest=manifest)
+        md.download("vosk-model-nope", models_dir, manifest=manifest)
     assert caught.value.code == "speech.model.unknown"
     port = server.server_address[1]
     server.shutdown()
