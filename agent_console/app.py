@@ -639,6 +639,9 @@ class WallboardScreen(MainScreen):
         elif kind in ("agent", "hello") and not self._reload_pending:
             self._reload_pending = True
             self.set_timer(0.3, self.reload)
+        elif kind == "urgent":  # heard in a caller's words: the supervisor is alerted at once
+            self.app.bell()
+            self.say(f"工单 {event.get('ticket_no')}: {urgency_text(event)}", "bold red")
 
     def selected(self) -> str | None:
         """The work id under the cursor."""

@@ -241,8 +241,6 @@ class SpeechSettings(_Section):
     # At most this many legs are transcribed live at once (0: from the machine's cores, see
     # docs/hotline.toml); legs beyond it are transcribed in batch after hang-up.
     max_live_streams: int = Field(0, ge=0, le=1000)
-    # Decoding threads of the speech service (0: one per core).
-    decode_threads: int = Field(0, ge=0, le=256)
     # The nightly batch job (local time, HH:MM) for calls without a live transcript.
     nightly_at: str = "02:30"
     # Text pipeline rules (YAML); empty: the packaged defaults in hotline/speech/text/.

@@ -141,24 +141,32 @@ def test_transcribe_one_call_by_id(site, stereo):
     assert site.segments(other) == [] and site.states()[other] is None
 
 
-def test_pending_only_and_a_second_run_has_nothing_to_do(site, stereo):
-    pending, _ = site.call("pending", stereo, state="pending")
+def test_pending_with_two_jobs_and_a_recording_gone(site, stereo):
+    """The nightly run: only pending calls, two at a time; one lost file fails only its call."""
+    first, _ = site.call("first", stereo, state="pending")
+    gone, gone_ticket = site.call("gone", None, state="pending")
+    second, _ = site.call("second", stereo, state="pending")
     untouched = {site.call("none", stereo)[0]: None,
                  site.call("live", stereo, state="live")[0]: "live",
                  site.call("failed", None, state="failed")[0]: "failed"}
     configured = {"HOTLINE_SPEECH_LIVE_MODEL": str(KO_MODEL),
                   "HOTLINE_SPEECH_BATCH_MODEL": str(KO_MODEL)}
-    done = site.hotline("transcribe", "--pending", "--quiet", **configured)
-    assert done.returncode == 0, done.stderr
-    assert "转写 1 个通话" in done.stdout and "转写中" not in done.stdout
-    _assert_transcribed(site, pending, str(KO_MODEL))
-    first = [(s.id, s.start_s, s.text) for s in site.segments(pending)]
-    assert {k: v for k, v in site.states().items() if k != pending} == untouched
+    done = site.hotline("transcribe", "--pending", "--quiet", "--jobs", "2", **configured)
+    assert done.returncode == 1, done.stderr
+    assert f"转写 3 个通话, 模型 {KO_MODEL}, 并行 2" in done.stdout
+    assert "完成: 2 个通话" in done.stdout and "转写中" not in done.stdout
+    assert f"失败: 工单 {gone_ticket}: " in done.stderr and "Traceback" not in done.stderr
+    assert site.states()[gone] == "failed" and site.segments(gone) == []
+    for call_id in (first, second):
+        _assert_transcribed(site, call_id, str(KO_MODEL))
+    assert {k: v for k, v in site.states().items() if k in untouched} == untouched
     assert all(site.segments(c) == [] for c in untouched)
+    # resumable: what is done is not done again, and the failed call waits for an operator
+    kept = [(s.id, s.start_s, s.text) for s in site.segments(first)]
     again = site.hotline("transcribe", "--pending", "--quiet", **configured)
     assert (again.returncode, again.stdout, again.stderr) == (
         0, f"没有需要转写的通话 (模型 {KO_MODEL})\n", "")
-    assert [(s.id, s.start_s, s.text) for s in site.segments(pending)] == first
+    assert [(s.id, s.start_s, s.text) for s in site.segments(first)] == kept
 
 
 def test_pending_redoes_live_calls_only_with_another_model(site):
@@ -174,23 +182,6 @@ def test_pending_redoes_live_calls_only_with_another_model(site):
     assert chosen("small", "small") == [ids["pending"]]
     assert chosen("large", "") == [ids["pending"]]
     assert chosen("large", "small") == [ids["pending"], ids["live"]]
-
-
-def test_a_missing_recording_fails_that_call_only_with_two_jobs(site, stereo):
-    first, _ = site.call("first", stereo)
-    gone, gone_ticket = site.call("gone", None)
-    second, _ = site.call("second", stereo)
-    done = site.hotline("transcribe", str(first), str(gone), str(second), "--quiet",
-                        "--jobs", "2", "--model", str(KO_MODEL))
-    assert done.returncode == 1, done.stderr
-    assert "转写 3 个通话" in done.stdout and "并行 2" in done.stdout
-    assert "完成: 2 个通话" in done.stdout
-    errors = done.stderr.splitlines()
-    assert len(errors) == 2 and errors[-1].startswith(f"失败: 工单 {gone_ticket}: "), errors
-    assert "Traceback" not in done.stderr
-    assert site.states()[gone] == "failed" and site.segments(gone) == []
-    for call_id in (first, second):
-        _assert_transcribed(site, call_id, str(KO_MODEL))
 
 
 @pytest.mark.parametrize("args", [(), ("1", "--pending"), ("--pending", "--since", "2026-12-01"),
