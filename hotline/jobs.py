@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -63,17 +64,43 @@ class Jobs:
             timezone=settings.tz)
 
     def start(self) -> None:
-        """Add (or update) the jobs, then start the scheduler on the running loop."""
+        """Add (or update) the jobs, then start the scheduler on the running loop.
+
+        The stored job is looked at before the scheduler runs: re-adding it with
+        ``replace_existing`` would recompute its next run from now and silently drop a run
+        missed while the server was down.
+        """
         hour, minute = map(int, self.settings.speech.nightly_at.split(":"))
-        self.scheduler.add_job(
-            nightly_transcription, CronTrigger(hour=hour, minute=minute,
-                                               timezone=self.settings.tz),
-            id=NIGHTLY_TRANSCRIPTION, name="夜间批量转写", replace_existing=True,
-            kwargs={"command": transcribe_command(self.config), "cwd": os.getcwd()})
-        self.scheduler.start()
+        trigger = CronTrigger(hour=hour, minute=minute, timezone=self.settings.tz)
+        spec: dict[str, Any] = {
+            "name": "夜间批量转写",
+            "kwargs": {"command": transcribe_command(self.config), "cwd": os.getcwd()}}
+        self.scheduler.start(paused=True)
+        stored = self._stored(NIGHTLY_TRANSCRIPTION)
+        now = datetime.now(self.settings.tz)
+        if stored is not None and stored.next_run_time is not None and (
+                repr(stored.trigger) == repr(trigger) or stored.next_run_time <= now):
+            # Same time of day, or a run was missed: keep the stored next run (a missed one
+            # runs now, coalesced, if within the grace time); the new trigger takes over
+            # after it.
+            self.scheduler.modify_job(NIGHTLY_TRANSCRIPTION, trigger=trigger,
+                                      misfire_grace_time=MISFIRE_GRACE, coalesce=True,
+                                      max_instances=1, **spec)
+        else:
+            self.scheduler.add_job(nightly_transcription, trigger, id=NIGHTLY_TRANSCRIPTION,
+                                   replace_existing=True, **spec)
+        self.scheduler.resume()
         job = self.scheduler.get_job(NIGHTLY_TRANSCRIPTION)
         log.info("定时任务已启动: 夜间批量转写 (下次 %s)",
                  job.next_run_time.strftime("%Y-%m-%d %H:%M") if job else "?")
+
+    def _stored(self, job_id: str) -> Any:
+        """The job as stored by the last run, or None (also when it cannot be read back)."""
+        try:
+            return self.scheduler.get_job(job_id)
+        except Exception as exc:  # noqa: BLE001 - unpickling an old job can fail any way
+            log.warning("无法读取已保存的定时任务 %s, 将重新创建: %s", job_id, exc)
+            return None
 
     def stop(self) -> None:
         """Stop without waiting for a running job (its child process finishes by itself)."""

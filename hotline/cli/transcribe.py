@@ -22,7 +22,7 @@ if TYPE_CHECKING:
               help="待批量转写的通话 (实时转写未覆盖或中断的; "
                    "已安装更大的模型时也包括实时转写过的)")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="转写此日期 (含) 以来结束的全部通话, 如 2026-11-01")
+              help="转写此日期 (含) 以来开始的全部已结束通话, 如 2026-11-01")
 @click.option("--model", "model_name", default=None,
               help="模型名称或目录 (默认: 已安装时用 speech.batch_model, 否则 speech.live_model)")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,

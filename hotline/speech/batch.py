@@ -145,14 +145,22 @@ class BatchRun:
         return results
 
     def _one(self, item: store.BatchItem) -> CallResult:
+        """One call; whatever fails is that call's failure, and the run goes on."""
+        try:
+            return self._transcribe(item)
+        except (OSError, EOFError, ValueError, wave.Error, HotlineError) as exc:
+            why = str(exc)
+        except Exception as exc:  # a recogniser or driver error: this call only
+            log.exception("转写失败: 工单 %s", item.ticket_no)
+            why = f"{type(exc).__name__}: {exc}"
+        self._save_failure(item, why)
+        return CallResult(item.call_id, item.ticket_no, 0, 0.0, why[:200])
+
+    def _transcribe(self, item: store.BatchItem) -> CallResult:
         from hotline.speech.vosk import Recogniser, Utterance
 
         handle = self.models.get(self.model.name)
-        try:
-            rate, channels = read_channels(Path(item.path))
-        except (OSError, EOFError, ValueError, wave.Error) as exc:
-            self._save_failure(item, str(exc))
-            return CallResult(item.call_id, item.ticket_no, 0, 0.0, str(exc)[:200])
+        rate, channels = read_channels(Path(item.path))
         segments = []
         for speaker, pcm in zip(SPEAKERS, channels, strict=False):
             for u in transcribe_channel(lambda r: Recogniser(handle, r), rate, pcm):
@@ -165,12 +173,20 @@ class BatchRun:
         seconds = len(channels[0]) / 2 / rate if channels else 0.0
         with self._db_lock, session_scope(self.factory) as session:
             count = store.replace_segments(session, item.call_id, segments, source="batch",
-                                           model=self.model.name)
+                                           model=model_label(self.model.name))
             store.set_state(session, item.call_id, store.BATCH)
             store.refresh_draft(session, item.call_id, self.pipeline)
         return CallResult(item.call_id, item.ticket_no, count, seconds)
 
     def _save_failure(self, item: store.BatchItem, why: str) -> None:
         log.warning("转写失败: 工单 %s: %s", item.ticket_no, why)
-        with self._db_lock, session_scope(self.factory) as session:
-            store.set_state(session, item.call_id, store.FAILED)
+        try:
+            with self._db_lock, session_scope(self.factory) as session:
+                store.set_state(session, item.call_id, store.FAILED)
+        except HotlineError as exc:  # the database itself is failing: report, go on
+            log.error("无法记录转写失败: 工单 %s: %s", item.ticket_no, exc)
+
+
+def model_label(name: str) -> str:
+    """What a segment records as its model: the name, or a model folder's own name."""
+    return Path(name).name[:100] if "/" in name else name[:100]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hotline.speech")
 RECONNECT_DELAY = 1.0
 DRAFT_MEMORY = 600.0  # seconds a finished call's recipients are kept for its draft
+STREAM_GRACE = 30.0  # seconds after a call's end for its streams to report their end
 
 
 @dataclass
@@ -207,6 +208,9 @@ class LiveSpeech:
         if speech is None:
             return
         speech.ended_at = time.monotonic()
+        # A stream whose tap never connected (the worker could not start it) never ends by
+        # itself: free its slot once the others have had time to finish.
+        asyncio.get_running_loop().call_later(STREAM_GRACE, self._reap, call.key)
         if speech.captions is None and call.agent_since is not None:
             # A lawyer talked but nothing was tapped (e.g. a callback cut short).
             self._mark_pending(call, speech, self.why_off or "not tapped")
@@ -316,6 +320,16 @@ class LiveSpeech:
     def _post_state_id(self, speech: _CallSpeech, state: str) -> None:
         if speech.call_id is not None:
             self.center.ledger.post(store.set_state, speech.call_id, state)
+
+    def _reap(self, key: str) -> None:
+        speech = self.calls.get(key)
+        if speech is None:
+            return
+        for leg in [leg for leg, state in speech.streams.items() if state == "live"]:
+            self._stream_over(speech, leg, ok=False, why="stream never ended")
+        if speech.listen_leg:
+            speech.listen_leg, speech.listen_token = "", None
+            self.active = max(0, self.active - 1)
 
     def _forget_old(self) -> None:
         cutoff = time.monotonic() - DRAFT_MEMORY

@@ -316,10 +316,11 @@ def _drain(q: queue.Queue[bytes | None]) -> None:
 def _segment_writer(e: c.Expect, start: float, end: float, text: str, original: str,
                     confidence: float) -> Callable[[Any], None]:
     def write(session: Any) -> None:
+        from hotline.speech.batch import model_label
         from hotline.store.transcripts import add_segment
 
         add_segment(session, e.call_id or 0, e.speaker, start, end, text, original,
-                    confidence, source="live", model=e.model)
+                    confidence, source="live", model=model_label(e.model))
     return write
 
 

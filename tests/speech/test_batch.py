@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from hotline.domain import EndReason
 from hotline.recording import inspect
-from hotline.speech.batch import BatchRun, ChosenModel
+from hotline.speech.batch import BatchRun, ChosenModel, model_label
 from hotline.speech.text.pipeline import TextPipeline
 from hotline.store.calls import add_recording, close_call, close_recording, open_call
 from hotline.store.engine import make_engine, make_session_factory
@@ -114,7 +114,7 @@ def site(tmp_path):
 def _assert_transcribed(site: Site, call_id: int, model: str) -> None:
     segs = site.segments(call_id)
     assert {s.speaker.value for s in segs} == {"caller", "lawyer"}, segs
-    assert {(s.source, s.model) for s in segs} == {("batch", model)}
+    assert {(s.source, s.model) for s in segs} == {("batch", model_label(model))}
     with session_scope(site.factory) as s:
         seconds = s.scalar(select(Recording.duration_s).where(Recording.call_id == call_id))
         rec_id = s.scalar(select(Recording.id).where(Recording.call_id == call_id))
