@@ -122,7 +122,7 @@ def test_simulate_rejects_a_bad_digit_token(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "错误: --digits 中的 'x' 无效: 只能是按键 0-9 * #、静音 _ 或挂机 !",
+        "错误: --digits 中的 'x' 无效: 只能是按键 0-9 * #、静音 _、挂机 ! 或说话 say:词语",
     ]
 
 
