@@ -74,6 +74,7 @@ GROWTH_LIMIT = 0.5  # s: late median lag minus early median lag that still count
 RETRY_OTHER = 35.0  # % of a core: a step that fails while others use this much runs again
 DRAIN_LIMIT = 15.0  # s after the audio ended by which every stream must have ended
 TAIL_EXCLUDED = 1.5  # s: finals ending this close to a stream's end may be flushed, not heard
+YOUNG = 20.0  # s: a stream's recogniser is still filling its graph cache (slow) until about then
 
 # Korean sentences a hotline call might hear (caller and lawyer), ≈ 3–4 s each with a pause.
 SENTENCES = (
@@ -699,6 +700,8 @@ class Step:
     finals: int
     ramp_max: float  # worst lag of the finals during the ramp (streams arriving)
     lags: list[float]  # finals in the measured window
+    young: list[float]  # every final of a stream younger than YOUNG s (its recogniser is cold)
+    settled: list[float]  # every final of a stream at least YOUNG s old
     early: float
     late: float
     dropped: int
@@ -737,6 +740,9 @@ def live_step(service: Service, k: int, pcm: bytes, ramp: float, seconds: float,
     finals = [(t, m) for t, m in service.of(c.Final, wanted)
               if m.end <= feed.ended - TAIL_EXCLUDED]  # later ones may be flushed, not heard
     ramp_lags = [t - m.end for t, m in finals if m.end < window]
+    born = {call: feed.starts[i] for i, call in enumerate(calls)}
+    young = [t - m.end for t, m in finals if m.end - born[m.call] < YOUNG]
+    settled = [t - m.end for t, m in finals if m.end - born[m.call] >= YOUNG]
     heard = [(t, m) for t, m in finals if m.end >= window]
     lags = [t - m.end for t, m in heard]
     middle = window + (seconds - TAIL_EXCLUDED) / 2
@@ -767,7 +773,8 @@ def live_step(service: Service, k: int, pcm: bytes, ramp: float, seconds: float,
         why.append(f"lag grows {l_med - e_med:+.1f} s")
     if dropped:
         why.append(f"{dropped} frames dropped")
-    return Step(k, ok, len(heard), max(ramp_lags, default=float("nan")), lags, e_med, l_med,
+    return Step(k, ok, len(heard), max(ramp_lags, default=float("nan")), lags, young, settled,
+                e_med, l_med,
                 dropped, drain, pct(feed.late, 0.99), used,
                 used["speech service"][0] / 100 * usage.wall / feed.audio, "; ".join(why), up)
 
@@ -776,7 +783,7 @@ def live_series(title: str, folder: Path, model_dir: Path, clip: Clip, steps: Se
                 ramp: float, seconds: float, p95_limit: float, cleanup: Cleanup,
                 groups: dict[str, Callable[[], list[int]]] | None = None,
                 calls_up: Callable[[], int] | None = None,
-                retry: bool = True) -> tuple[str, list[Step]]:
+                retry: bool = True, all_steps: bool = False) -> tuple[str, list[Step]]:
     folder.mkdir(parents=True, exist_ok=True)
     log(f"live ({title}): starting the speech service")
     service = Service(folder, model_dir, max(steps) + 4, cleanup)
@@ -807,14 +814,15 @@ def live_series(title: str, folder: Path, model_dir: Path, clip: Clip, steps: Se
             f"lag p50 {pct(step.lags, 0.5):.2f} s, p95 {pct(step.lags, 0.95):.2f} s, "
             f"service {step.usage['speech service'][0]:.0f} % CPU, "
             f"other {step.usage['other'][0]:.0f} %")
-        if not step.realtime:
+        if not step.realtime and not all_steps:
             break
         time.sleep(2)
     cleanup.stop(service.proc, 15)
     mb = 2 ** 20
     node = bool(groups)
     headers = ["K", "ok", "finals", "ramp max", "lag p50", "p95", "max", "1st half",
-               "2nd half", "dropped", "drain s", "service CPU %", "CPU/audio per stream",
+               "2nd half", f"p95 <{YOUNG:g}s old", f"p95 ≥{YOUNG:g}s old", "dropped", "drain s",
+               "service CPU %", "CPU/audio per stream",
                "service RSS MB", "machine %", "other %"]
     if node:
         headers[-1:-1] = ["workers %", "callers %", "calls up"]
@@ -824,6 +832,8 @@ def live_series(title: str, folder: Path, model_dir: Path, clip: Clip, steps: Se
         row = [s.k, f"{s.ok_streams}/{s.k}", s.finals, f"{s.ramp_max:.2f}",
                f"{pct(s.lags, 0.5):.2f}", f"{pct(s.lags, 0.95):.2f}",
                f"{max(s.lags, default=float('nan')):.2f}", f"{s.early:.2f}", f"{s.late:.2f}",
+               f"{pct(s.young, 0.95):.2f} ({len(s.young)})",
+               f"{pct(s.settled, 0.95):.2f} ({len(s.settled)})",
                s.dropped, f"{s.drain:.1f}" if s.drain < DRAIN_LIMIT else f">{DRAIN_LIMIT:g}",
                f"{u['speech service'][0]:.0f}",
                f"{s.cpu_per_audio:.2f}",
@@ -838,8 +848,9 @@ def live_series(title: str, folder: Path, model_dir: Path, clip: Clip, steps: Se
              "(the last {TAIL_EXCLUDED:g} s left out). Lag = Final's arrival on the control "
              "socket − the utterance's end in the audio, in s; 'ramp max' = worst lag while "
              "streams arrived;".replace("{TAIL_EXCLUDED:g}", f"{TAIL_EXCLUDED:g}"),
-             "1st/2nd half = median lag of each half of the window; drain = last StreamEnd "
-             "after the audio ended.",
+             "1st/2nd half = median lag of each half of the window; p95 by stream age = over "
+             "every final of the step (ramp too), by the age of its stream then (finals);",
+             "drain = last StreamEnd after the audio ended.",
              f"Real time: p95 ≤ {p95_limit:g} s, 2nd-half median ≤ 1st-half + "
              f"{GROWTH_LIMIT:g} s, no dropped frame, every stream ok.",
              f"Service: idle RSS {service.idle_rss / mb:.0f} MB (model loaded, started in "
@@ -1008,6 +1019,8 @@ def main() -> None:
                         help="s over which a step's K streams arrive (default 15)")
     parser.add_argument("--step-seconds", type=float,
                         help="s measured once all K streams run (default 30)")
+    parser.add_argument("--all-steps", action="store_true",
+                        help="go on with the next K after one that is not real time")
     parser.add_argument("--calls", type=int, help="calls up for the loaded series (default 50)")
     parser.add_argument("--workers", type=int, help="node workers (default: one per call)")
     parser.add_argument("--p95-limit", type=float,
@@ -1052,6 +1065,7 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     t_start = time.monotonic()
     try:
         sentences = SENTENCES[:6] if quick else SENTENCES[:15]
@@ -1093,7 +1107,7 @@ def main() -> None:
         if "idle" in only:
             text, idle = live_series("idle machine (no calls)", folder / "idle", model_dir,
                                      clip8, steps, ramp, seconds, p95_limit, cleanup,
-                                     retry=not quick)
+                                     retry=not quick, all_steps=args.all_steps)
             emit(text)
         if "loaded" in only:
             series = len(loaded_steps) * (ramp + seconds + 20) + 120
@@ -1103,7 +1117,8 @@ def main() -> None:
                 text, loaded = live_series(
                     f"with {node.first_up} calls up through a hotline serve node",
                     folder / "loaded", model_dir, clip8, loaded_steps, ramp, seconds,
-                    p95_limit, cleanup, node.groups(), node.up, retry=not quick)
+                    p95_limit, cleanup, node.groups(), node.up, retry=not quick,
+                    all_steps=args.all_steps)
             finally:
                 summary = node.close()
             emit(text + (f"  {summary}\n" if summary else ""))
