@@ -2,7 +2,7 @@
 
 Run by hand (never part of the test suite)::
 
-    .venv/bin/python bench/speech_bench.py            # ≈ 12–15 minutes
+    .venv/bin/python bench/speech_bench.py            # ≈ 9–15 minutes
     .venv/bin/python bench/speech_bench.py --quick    # < 3 minutes, everything smaller
     .venv/bin/python bench/speech_bench.py --only loaded --calls 50 --steps 2 3 4 --nice -10
 

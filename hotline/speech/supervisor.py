@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from hotline.callcenter import LiveCall
 
 log = logging.getLogger("hotline.speech")
-# Live streams per core that stay real time beside the media workers (bench/speech_bench.py:
-# small model at 8 kHz, RTF measured per stream; README's performance section).
-STREAMS_PER_CORE = 2
+# Live streams per core that stay real time beside the media workers (bench/speech_bench.py,
+# README's performance section): a live stream costs 0.30–0.39 of a core; alone, 2 cores
+# carried 6 streams, but with 50 calls up on the same 2 cores only 2 stayed near real time.
+# Too many live streams lag and drop words; too few only send calls to batch: err low.
+STREAMS_PER_CORE = 1
 RESTART_DELAY = 2.0
 MAX_SOCKET_PATH = 107
 
