@@ -438,7 +438,7 @@ def decode(handle: object, clip: Clip, limit: float | None = None) -> Decoded:
 
     pcm = clip.pcm if limit is None else clip.pcm[:int(limit * clip.rate) * 2]
     t, c = time.perf_counter(), time.thread_time()
-    utterances = list(transcribe_channel(lambda r: Recogniser(handle, r), clip.rate, pcm))
+    utterances = list(transcribe_channel(Recogniser(handle, clip.rate), clip.rate, pcm))
     wall, cpu = time.perf_counter() - t, time.thread_time() - c
     return Decoded(wall, cpu, len(utterances), sum(len(u.words) for u in utterances))
 

@@ -27,6 +27,7 @@ from hotline.config import Settings
 from hotline.errors import HotlineError
 from hotline.speech.models import resolve
 from hotline.speech.text.pipeline import TextPipeline
+from hotline.speech.vosk import Models, Recogniser, Utterance
 from hotline.store import transcripts as store
 from hotline.store.session import session_scope
 
@@ -92,13 +93,8 @@ def read_channels(path: Path) -> tuple[int, list[bytes]]:
     return rate, out
 
 
-def transcribe_channel(recogniser_factory: Callable[[int], object], rate: int, pcm: bytes,
-                       ) -> Iterator[object]:
-    """Utterances of one channel, in order."""
-    from hotline.speech.vosk import Recogniser, Utterance
-
-    rec = recogniser_factory(rate)
-    assert isinstance(rec, Recogniser)
+def transcribe_channel(rec: Recogniser, rate: int, pcm: bytes) -> Iterator[Utterance]:
+    """Utterances of one channel (fed in 1 s pieces), in order."""
     step = int(CHUNK_SECONDS * rate) * 2
     for at in range(0, len(pcm), step):
         result = rec.accept(pcm[at:at + step])
@@ -114,8 +110,6 @@ class BatchRun:
 
     def __init__(self, factory: sessionmaker[Session], model: ChosenModel,
                  pipeline: TextPipeline, jobs: int = 1, live_model: str = "") -> None:
-        from hotline.speech.vosk import Models
-
         self.factory, self.model, self.pipeline = factory, model, pipeline
         self.live_model = live_model
         self.jobs = max(1, jobs)
@@ -157,14 +151,11 @@ class BatchRun:
         return CallResult(item.call_id, item.ticket_no, 0, 0.0, why[:200])
 
     def _transcribe(self, item: store.BatchItem) -> CallResult:
-        from hotline.speech.vosk import Recogniser, Utterance
-
         handle = self.models.get(self.model.name)
         rate, channels = read_channels(Path(item.path))
         segments = []
         for speaker, pcm in zip(SPEAKERS, channels, strict=False):
-            for u in transcribe_channel(lambda r: Recogniser(handle, r), rate, pcm):
-                assert isinstance(u, Utterance)
+            for u in transcribe_channel(Recogniser(handle, rate), rate, pcm):
                 processed = self.pipeline.process(u.text)
                 segments.append(store.NewSegment(speaker, round(u.start, 2), round(u.end, 2),
                                                  processed.text, processed.original_masked,

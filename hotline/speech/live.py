@@ -169,7 +169,7 @@ class LiveSpeech:
             self.center.send(call.worker, p.StartTap(call.key, name, f"unix:{self.tap_path}"))
         if speech.captions is None:
             speech.captions = True
-            self._post_state(call, store.LIVE)
+            self._post_state(speech, store.LIVE)
             self._publish_captions(speech, True, "")
             self.center.talk.event(call, CallEventKind.TRANSCRIPTION,
                                    {"state": "live", "legs": legs})
@@ -250,14 +250,9 @@ class LiveSpeech:
             return
         speech.streams[leg] = "ended" if ok else "lost"
         self.active = max(0, self.active - 1)
-        call = self.center.calls.get(speech.key)
         if not ok:
             log.warning("实时转写中断: 工单 %s %s: %s", speech.ticket_no, leg, why)
-            if call is not None:
-                self._mark_pending(call, speech, why)
-            elif not speech.pending:
-                speech.pending = True
-                self._post_state_id(speech, store.PENDING)
+            self._mark_pending(self.center.calls.get(speech.key), speech, why)
 
     def _heard(self, speech: _CallSpeech, message: c.Heard) -> None:
         call = self.center.calls.get(speech.key)
@@ -299,12 +294,14 @@ class LiveSpeech:
             return f"at capacity ({self.capacity} streams)"
         return ""
 
-    def _mark_pending(self, call: LiveCall, speech: _CallSpeech, why: str) -> None:
+    def _mark_pending(self, call: LiveCall | None, speech: _CallSpeech, why: str) -> None:
+        """The call goes to batch (once); its timeline says so while the call is known."""
         if not speech.pending:
             speech.pending = True
-            self._post_state(call, store.PENDING)
-            self.center.talk.event(call, CallEventKind.TRANSCRIPTION,
-                                   {"state": "pending", "why": why})
+            self._post_state(speech, store.PENDING)
+            if call is not None:
+                self.center.talk.event(call, CallEventKind.TRANSCRIPTION,
+                                       {"state": "pending", "why": why})
         if speech.captions is not False:
             speech.captions = False
             self._publish_captions(speech, False, why)
@@ -313,11 +310,7 @@ class LiveSpeech:
         self.center.publish({"type": "captions", "call": speech.key, "on": on, "why": why},
                             speech.agents, False)
 
-    def _post_state(self, call: LiveCall, state: str) -> None:
-        if call.db_id is not None:
-            self.center.ledger.post(store.set_state, call.db_id, state)
-
-    def _post_state_id(self, speech: _CallSpeech, state: str) -> None:
+    def _post_state(self, speech: _CallSpeech, state: str) -> None:
         if speech.call_id is not None:
             self.center.ledger.post(store.set_state, speech.call_id, state)
 

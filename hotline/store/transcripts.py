@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hotline.domain import Category, Speaker
+from hotline.errors import NotFoundError
 from hotline.store.tables import Call, Recording, Ticket, TranscriptSegment
 
 LIVE, PENDING, BATCH, FAILED = "live", "pending", "batch", "failed"
@@ -179,8 +180,6 @@ def ticket_transcript(session: Session, ticket_no: str, user_id: int,
     Raises:
         NotFoundError: ``ticket.not_found`` (also for someone else's ticket).
     """
-    from hotline.errors import NotFoundError
-
     row = session.execute(select(Ticket, Call.transcript_state).outerjoin(
         Call, Call.id == Ticket.call_id).where(Ticket.ticket_no == ticket_no)).first()
     if row is None or (not staff and row[0].lawyer_id != user_id):
