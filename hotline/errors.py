@@ -16,6 +16,8 @@ code into words, through :mod:`hotline.i18n`, so the core never formats user tex
     ├── DomainError                   domain.*     an illegal state transition or command
     ├── ExternalToolError             tool.*       espeak-ng / sox missing or failing
     ├── ModelError                    speech.model.*  a Vosk model missing, broken, bad download
+    ├── RosterError                   roster.*     bad shift templates / lawyers file, no roster
+    │                                              exists (with the reasons), a swap breaking a rule
     ├── ControlError                  speech.control  a bad line on the speech service's control
     └── TapStreamError                telephony.tap_stream  bytes that are not a tap stream
 """
@@ -106,6 +108,17 @@ class ExternalToolError(HotlineError):
     """A program we shell out to (espeak-ng, sox) is missing or failed."""
 
     default_code = "tool.failed"
+
+
+class RosterError(HotlineError):
+    """The roster cannot be built or changed as asked.
+
+    ``roster.infeasible`` carries ``reasons`` (a list of Chinese sentences naming the shifts,
+    skills and lawyers' rules in conflict); ``roster.swap_invalid`` carries ``reasons`` too;
+    ``roster.templates`` / ``roster.lawyers`` carry ``problems`` (``file:line: message``).
+    """
+
+    default_code = "roster.error"
 
 
 class ModelError(HotlineError):

@@ -204,3 +204,16 @@ MESSAGES.update({
     "desk.invalid": "服务目录 {path} 有误: {where}: {detail}",
     "offer.answer_on_phone": "来电 {call} 正在您的话机上振铃, 请在话机上接听",
 })
+
+MESSAGES.update({
+    # the roster, hotline/roster/
+    "roster.error": "排班错误: {detail}",
+    "roster.infeasible": "无法排出满足全部硬性规则的班表, 原因: {summary}",
+    "roster.swap_invalid": "换班不符合排班规则: {summary}",
+    "roster.templates": "班次模板文件有 {count} 处问题: {summary}",
+    "roster.lawyers": "律师名单文件有 {count} 处问题: {summary}",
+    "roster.not_found": "没有 {what}: {key}",
+    "roster.published": "{month} 的班表已发布; 调整请用 --replan (尽量少改动)",
+    "roster.not_published": "{month} 还没有已发布的班表",
+    "roster.bad_month": "月份格式应为 YYYY-MM: {value}",
+})
