@@ -255,6 +255,43 @@ class SpeechSettings(_Section):
         return value
 
 
+class RosterSettings(_Section):
+    """The duty roster: shift templates, who may take calls when, the scheduler's jobs."""
+
+    # Shift templates (YAML); relative to the configuration file's folder.
+    templates: Path = Path("roster/shifts.yaml")
+    # Holiday calendar name (a file in the flows folder's calendars/).
+    calendar: str = "china"
+    # "auto": while a published shift covers the time, only its lawyers get offers (others
+    # logged in wait; duty phones always take calls); "on": always (no roster = nobody);
+    # "off": anyone logged in takes calls.
+    enforce: Literal["auto", "on", "off"] = "auto"
+    # A shift with none of its lawyers logged in this long after its start alerts supervisors.
+    unstaffed_alert_minutes: int = Field(10, ge=1, le=240)
+    # Several server nodes on one database: only the lease holder runs the scheduler role.
+    scheduler: Literal["auto", "on", "off"] = "auto"
+    lease_seconds: int = Field(30, ge=5, le=3600)
+    # How often the follow-up (回访) and overdue-ticket jobs look (minutes).
+    check_minutes: int = Field(5, ge=1, le=1440)
+    # The solver's time limit per plan (seconds) and the hard rules' defaults.
+    solver_seconds: float = Field(60.0, gt=0, le=3600)
+    min_rest_hours: float = Field(11.0, ge=0, le=48)
+    max_shifts: int = Field(22, ge=1, le=93)
+    max_consecutive_nights: int = Field(3, ge=1, le=31)
+    # Staffing (Erlang): the target "share/seconds", answer rate, history weeks, its line.
+    target_sl: str = "0.8/15"
+    answer_rate: float = Field(0.95, gt=0, lt=1)
+    staffing_weeks: int = Field(4, ge=1, le=52)
+    staffing_line: str = "main"
+
+    @field_validator("target_sl")
+    @classmethod
+    def _sl(cls, value: str) -> str:
+        if not re.fullmatch(r"0?\.\d+/\d+", value):
+            raise ValueError("应为 比例/秒, 如 0.8/15")
+        return value
+
+
 class CallerSettings(_Section):
     """Caller facts the flows can branch on."""
 
@@ -326,6 +363,7 @@ class Settings(_Section):
     ivr: IvrSettings = IvrSettings()
     callers: CallerSettings = CallerSettings()
     speech: SpeechSettings = SpeechSettings()
+    roster: RosterSettings = RosterSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
     lines: dict[str, str] = Field(default_factory=_default_lines)
     # Where relative paths were resolved from; not a configuration key.

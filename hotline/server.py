@@ -24,10 +24,11 @@ from hotline.desk_catalog import load_catalog
 from hotline.errors import HotlineError
 from hotline.ivr.registry import FlowRegistry
 from hotline.ivr.tts import PromptAudio
-from hotline.jobs import Jobs
+from hotline.jobs import Jobs, Runtime
 from hotline.ledger import Ledger
 from hotline.looplag import LoopLag
 from hotline.recovery import recover
+from hotline.roster.keeper import DutyKeeper
 from hotline.speech.live import LiveSpeech
 from hotline.speech.supervisor import SpeechProcess
 from hotline.speech.supervisor import plan as plan_speech
@@ -235,6 +236,7 @@ async def run(settings: Settings, config_file: str | None = None) -> None:
                 body["speech"] = {"live": speech.available, "streams": speech.active,
                                   "capacity": speech.capacity,
                                   "off": speech.why_off or None}
+            body["scheduler"] = {"role": jobs.holds_role, "node": jobs.node}
             return body
 
         sock = _bind(settings.api.host, settings.api.port)
@@ -245,11 +247,18 @@ async def run(settings: Settings, config_file: str | None = None) -> None:
             sock.close()
             raise
         hub = EventHub()
+        factory = make_session_factory(engine)
+        jobs = Jobs(settings, engine, config_file)
+        keeper: DutyKeeper | None = None
         if telephony is not None:
             telephony.center.publish = hub.publish
-        app = create_app(status, make_session_factory(engine), settings.api.token_hours,
+            keeper = DutyKeeper(telephony.center, factory, settings.roster.enforce, jobs.local)
+        jobs.runtime = Runtime(settings, factory, telephony.center if telephony else None,
+                               keeper)
+        app = create_app(status, factory, settings.api.token_hours,
                          center=lambda: telephony.center if telephony else None, hub=hub,
-                         catalog=load_catalog(settings.path("desk")), tz=settings.tz)
+                         catalog=load_catalog(settings.path("desk")), tz=settings.tz,
+                         settings=settings, keeper=lambda: keeper)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off")
         server = uvicorn.Server(config)
@@ -282,14 +291,16 @@ async def run(settings: Settings, config_file: str | None = None) -> None:
         loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGHUP, on_reload)
-        jobs = Jobs(settings, engine, config_file) if settings.speech.enabled else None
-        if jobs is not None:
-            jobs.start()
+        jobs.start()
+        if keeper is not None:
+            await keeper.refresh()
+            state = keeper.book.on_duty(keeper.clock())
+            log.info("值班表: %s", "未生效 (签入的律师都可接听)" if state is None
+                     else f"生效中, 当前值班 {len(state)} 人")
         log.info("热线已启动 (Ctrl-C 停止, SIGHUP 重新加载流程)")
         watch = asyncio.create_task(_supervise_front(telephony)) if telephony else None
         await stop.wait()
-        if jobs is not None:
-            jobs.stop()
+        jobs.stop()
         if watch is not None:
             watch.cancel()
         if telephony is not None:

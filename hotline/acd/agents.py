@@ -58,11 +58,13 @@ class Agent:
     talk_seconds: float = 0.0
     calls: int = 0
     missed: int = 0  # offers missed in a row
+    on_duty: bool = True  # on a shift of the published roster (or the roster not in force)
 
     @property
     def takes_calls(self) -> bool:
-        """Available and idle: the router may offer a caller."""
-        return self.status is AgentStatus.AVAILABLE and self.state is AgentState.IDLE
+        """Available, idle and on duty: the router may offer a caller."""
+        return (self.status is AgentStatus.AVAILABLE and self.state is AgentState.IDLE
+                and self.on_duty)
 
 
 S, T = AgentStatus, AgentState

@@ -59,6 +59,12 @@ class Desk:
         self.accept_in_console: set[str] = set()
         self.waiting: dict[str, WaitingCall] = {}
         self.memory = RouterMemory()
+        # The roster: lawyers on duty now (None: not in force, anyone logged in may take
+        # calls), and lawyers whose shift ended, logged out once their call and wrap-up end.
+        self.duty: frozenset[str] | None = None
+        self.leaving: set[str] = set()
+        self.on_logout: Callable[[str, str], None] = lambda work_id, why: None
+        self.on_duty_change: Callable[[str, Agent], None] = lambda work_id, agent: None
 
     # --- lawyers ------------------------------------------------------------------------
 
@@ -77,6 +83,8 @@ class Desk:
         agent = self.agents.get(work_id) or Agent(
             work_id, skills=dict(skills or {}),
             languages=languages or frozenset({Language.MANDARIN}), order=len(self.agents))
+        agent = replace(agent, on_duty=static or self.duty is None or work_id in self.duty)
+        self.leaving.discard(work_id)
         self.phones[work_id] = phone
         if static:
             self.static.add(work_id)
@@ -126,6 +134,8 @@ class Desk:
                  else AgentEvent.MISS)
         max_missed = 10**9 if work_id in self.static else MAX_MISSED_OFFERS
         self._apply(work_id, agent, event, now, max_missed=max_missed)
+        if work_id in self.leaving:
+            self._leave_if_idle(work_id, now)
         waiting = self.waiting.get(call)
         if waiting is not None:
             ringing = tuple(a for a in waiting.ringing if a != work_id)
@@ -145,6 +155,8 @@ class Desk:
         agent = self.agents.get(work_id)
         if agent is not None and agent.state is AgentState.WRAP_UP:
             self._apply(work_id, agent, AgentEvent.WRAP_DONE, now)
+        if work_id in self.leaving:
+            self._leave_if_idle(work_id, now)
 
     def wrap_up_seconds(self, work_id: str) -> int:
         """Wrap-up time after a call (the longest of the lawyer's queues')."""
@@ -155,6 +167,40 @@ class Desk:
                  if set(q.skills) & set(agent.skills)]
         return max(spans, default=self.settings["general"].wrap_up
                    if "general" in self.settings else 30)
+
+    def set_duty(self, duty: frozenset[str] | None, now: datetime, *,
+                 ended: frozenset[str] = frozenset()) -> list[str]:
+        """Apply the roster: who is on duty now (None: roster not in force).
+
+        Lawyers in ``ended`` (their shift just ended) stop getting offers and are logged out
+        when idle: at once, or after their call and wrap-up. Others off duty stay logged
+        in without offers (early for their shift). Returns the work ids whose duty changed.
+        """
+        self.duty = duty
+        changed = []
+        for work_id, agent in list(self.agents.items()):
+            should = work_id in self.static or duty is None or work_id in duty
+            if should:
+                self.leaving.discard(work_id)
+            elif work_id in ended:
+                self.leaving.add(work_id)
+            if agent.on_duty != should:
+                self.agents[work_id] = replace(agent, on_duty=should)
+                changed.append(work_id)
+                self.on_duty_change(work_id, self.agents[work_id])
+        for work_id in list(self.leaving):
+            self._leave_if_idle(work_id, now)
+        return changed
+
+    def _leave_if_idle(self, work_id: str, now: datetime) -> None:
+        agent = self.agents.get(work_id)
+        if agent is None:
+            self.leaving.discard(work_id)
+            return
+        if agent.state is AgentState.IDLE:
+            self.leaving.discard(work_id)
+            self._apply(work_id, agent, AgentEvent.LOGOUT, now)
+            self.on_logout(work_id, "shift_end")
 
     # --- callers ------------------------------------------------------------------------
 
@@ -207,6 +253,7 @@ class Desk:
         if after.status is AgentStatus.LOGGED_OUT:
             self.agents.pop(work_id, None)
             self.accept_in_console.discard(work_id)
+            self.leaving.discard(work_id)
         else:
             self.agents[work_id] = after
         self.on_change(work_id, after, event)

@@ -25,6 +25,7 @@ from hotline import __version__
 from hotline.api.auth import Auth, current_user_dependency, install_errors, require
 from hotline.api.desk_routes import desk_router
 from hotline.api.events import EventHub, events_router
+from hotline.api.roster_routes import roster_router
 from hotline.desk_catalog import DeskCatalog, load_catalog
 from hotline.domain import Category, Disposition, Language, Role
 from hotline.errors import AuthError
@@ -37,6 +38,8 @@ from hotline.store.users import UserView, list_users, verify_password
 
 if TYPE_CHECKING:
     from hotline.callcenter import CallCenter
+    from hotline.config import Settings
+    from hotline.roster.keeper import DutyKeeper
 
 # Failed logins per (work id, address) within the window before further tries are refused.
 MAX_FAILURES = 5
@@ -120,7 +123,8 @@ def create_app(status: Callable[[], dict[str, Any]],
                now: Callable[[], datetime] = lambda: datetime.now(UTC),
                center: Callable[[], "CallCenter | None"] = lambda: None,
                hub: EventHub | None = None, catalog: DeskCatalog | None = None,
-               tz: tzinfo = UTC) -> FastAPI:
+               tz: tzinfo = UTC, settings: "Settings | None" = None,
+               keeper: Callable[[], "DutyKeeper | None"] = lambda: None) -> FastAPI:
     """Build the app.
 
     ``status`` reports the live components, ``factory`` opens the ledger, ``center`` gives
@@ -191,6 +195,8 @@ def create_app(status: Callable[[], dict[str, Any]],
             return [_out(u) for u in list_users(session)]
 
     app.include_router(desk_router(center, current_user))
+    if settings is not None:
+        app.include_router(roster_router(factory, current_user, settings, keeper, now))
     desk_user = require(current_user, Role.LAWYER, Role.SUPERVISOR)
     desk_catalog = (catalog or load_catalog(Path("/nonexistent"))).as_json()
 

@@ -29,7 +29,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 STATUS = {"auth.denied": 403, "auth.bad_credentials": 401, "auth.invalid_token": 401,
           "auth.disabled": 401, "auth.missing_token": 401, "telephony.disabled": 503,
-          "ticket.incomplete": 422}
+          "ticket.incomplete": 422, "roster.infeasible": 422, "roster.swap_invalid": 409,
+          "roster.published": 409, "roster.not_published": 409}
 
 
 def status_of(error: HotlineError) -> int:
@@ -55,8 +56,10 @@ def install_errors(app: FastAPI) -> None:
     @app.exception_handler(HotlineError)
     async def hotline_error(_request: Request, exc: HotlineError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
-        return JSONResponse({"code": exc.code, "message": str(exc)},
-                            status_code=status_of(exc), headers=headers)
+        body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+        if isinstance(exc.params.get("reasons"), list):
+            body["reasons"] = [str(r) for r in exc.params["reasons"]]  # roster: every why
+        return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -36,6 +36,8 @@ class AgentOut(BaseModel):
     calls: int
     talk_seconds: float
     missed: int
+    on_duty: bool = True  # on a shift of the roster (or the roster not in force)
+    leaving: bool = False  # shift over: logged out after the current call and wrap-up
 
 
 class DeskLogin(BaseModel):
@@ -116,7 +118,8 @@ def desk_router(center_of: Callable[[], "CallCenter | None"],
         return AgentOut(work_id=work_id, status=agent.status.value, state=agent.state.value,
                         break_reason=agent.break_reason, phone=cc.desk.phones.get(work_id, ""),
                         calls=agent.calls, talk_seconds=agent.talk_seconds,
-                        missed=agent.missed)
+                        missed=agent.missed, on_duty=agent.on_duty,
+                        leaving=work_id in cc.desk.leaving)
 
     def agent_out(user: UserView) -> AgentOut:
         return desk_row(user.work_id)

@@ -123,6 +123,8 @@ class User(Base):
     max_shifts_per_month: Mapped[int | None] = mapped_column(Integer)
     max_consecutive_nights: Mapped[int | None] = mapped_column(Integer)
     remote_night_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Roster rules beyond the columns: off_weekdays, prefer, avoid, lines (hotline.roster).
+    roster_rules: Mapped[dict[str, Any] | None] = mapped_column(JSONValue())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -453,6 +455,7 @@ class FollowUp(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     assigned_to: Mapped[int | None] = _user_fk()
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # told to a lawyer
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     result: Mapped[str | None] = mapped_column(Text)
 
@@ -524,6 +527,10 @@ class Shift(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     required: Mapped[dict[str, Any]] = mapped_column(JSONValue(), default=dict)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    name: Mapped[str | None] = mapped_column(String(100))
+    night: Mapped[bool] = mapped_column(Boolean, default=False)
+    remote: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(16), default="workday")  # workday/weekend/holiday
 
 
 class RosterAssignment(Base):
@@ -550,6 +557,8 @@ class SwapRequest(Base):
     assignment_id: Mapped[int] = mapped_column(ForeignKey("roster_assignments.id"), index=True)
     requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     to_user_id: Mapped[int | None] = _user_fk()
+    # An exchange: the requester takes this assignment of the colleague's in return.
+    take_assignment_id: Mapped[int | None] = mapped_column(ForeignKey("roster_assignments.id"))
     # pending / approved / rejected / cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -568,6 +577,51 @@ class Unavailability(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class RosterPlan(Base):
+    """One solver run for a month: its figures, the staffing need it met, its publication."""
+
+    __tablename__ = "roster_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)  # 2026-12
+    status: Mapped[str] = mapped_column(String(16))  # draft / published / superseded
+    solver_status: Mapped[str] = mapped_column(String(16))
+    objective: Mapped[float] = mapped_column(Float)
+    bound: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONValue(), default=dict)
+    # Lawyers needed per hour of the week ("weekday-hour" → count) from staffing, if used.
+    need: Mapped[dict[str, Any]] = mapped_column(JSONValue(), default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[int | None] = _user_fk()
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_by: Mapped[int | None] = _user_fk()
+
+
+class HandoverNote(Base):
+    """What the outgoing shift tells the incoming one (交接班记录)."""
+
+    __tablename__ = "handover_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line: Mapped[str] = mapped_column(String(40))
+    shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class SchedulerLease(Base):
+    """Which server node runs the scheduler role (one at a time); renewed while alive."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # --- scheduler --------------------------------------------------------------------------------

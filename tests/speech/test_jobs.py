@@ -75,7 +75,8 @@ class Site:
     def rows(self) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(
-                text("SELECT id, next_run_time FROM apscheduler_jobs"))]
+                text("SELECT id, next_run_time FROM apscheduler_jobs WHERE id = :id"),
+                {"id": NIGHTLY_TRANSCRIPTION})]
 
 
 @pytest.fixture
@@ -93,9 +94,11 @@ def _next_at(hour: int, minute: int) -> datetime:
 
 async def _stop(jobs: Jobs) -> None:
     """Stop, and let the loop run the scheduler's shutdown (it is queued on the loop)."""
+    scheduler = jobs.scheduler
     jobs.stop()
+    assert jobs.scheduler is None  # the role is given up with the lease
     for _ in range(50):
-        if not jobs.scheduler.running:
+        if not scheduler.running and not jobs.local.running:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("scheduler still running")
@@ -109,11 +112,11 @@ async def _until(condition, seconds: float) -> None:
     await asyncio.sleep(0.3)  # and nothing more happens
 
 
-def _recorded(events_of, scheduler):
-    """Scheduler events of the given kinds, as (kind, job id, return value) in order."""
+def _recorded(events_of, jobs):
+    """The role scheduler's events of the given kinds, as (kind, job id, return value)."""
     seen: list[tuple[int, str, object]] = []
-    scheduler.add_listener(lambda e: seen.append((e.code, e.job_id, getattr(e, "retval", None))),
-                           events_of)
+    jobs.add_listener(lambda e: seen.append((e.code, e.job_id, getattr(e, "retval", None))),
+                      events_of)
     return seen
 
 
@@ -217,7 +220,7 @@ async def test_a_missed_run_within_grace_runs_once_at_start(site):
     missed = await _miss(site, timedelta(hours=1))
     jobs = site.jobs()
     seen = _recorded(EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED,
-                     jobs.scheduler)
+                     jobs)
     jobs.start()
     try:
         await _until(lambda: any(code == EVENT_JOB_EXECUTED for code, _, _ in seen), 60)
@@ -233,7 +236,7 @@ async def test_a_run_missed_beyond_grace_is_skipped(site):
     missed = await _miss(site, timedelta(seconds=MISFIRE_GRACE + 3600))
     jobs = site.jobs()
     seen = _recorded(EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED,
-                     jobs.scheduler)
+                     jobs)
     jobs.start()
     try:
         await _until(lambda: any(code == EVENT_JOB_MISSED for code, _, _ in seen), 10)

@@ -21,7 +21,7 @@ from hotline.store.migrate import (
 )
 from hotline.store.tables import APPEND_ONLY_TABLES, Base
 
-HEAD = "0002"
+HEAD = "0003"
 
 EXPECTED_TABLES = {
     "firms", "users", "user_skills", "user_languages", "skills", "api_sessions", "queues",
@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "known_callers", "recordings", "transcript_segments", "tickets", "ticket_counters",
     "ticket_history", "surveys", "follow_ups", "qa_reviews", "audit_log", "shift_templates",
     "shifts", "roster_assignments", "swap_requests", "unavailability", "apscheduler_jobs",
+    "roster_plans", "handover_notes", "scheduler_lease",
 }
 
 
@@ -43,8 +44,8 @@ def _diffs(url: str, metadata: MetaData) -> list[object]:
         engine.dispose()
 
 
-def test_head_is_the_speech_revision() -> None:
-    assert head_revision() == "0002"
+def test_head_is_the_roster_revision() -> None:
+    assert head_revision() == HEAD
 
 
 def test_fresh_database_has_no_revision(db_url: str) -> None:
@@ -52,7 +53,7 @@ def test_fresh_database_has_no_revision(db_url: str) -> None:
 
 
 def test_upgrade_creates_every_table(db_url: str) -> None:
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url) == HEAD
     assert current_revision(db_url) == HEAD
     engine = make_engine(db_url)
     try:
@@ -64,8 +65,8 @@ def test_upgrade_creates_every_table(db_url: str) -> None:
 
 
 def test_upgrade_twice_is_harmless(db_url: str) -> None:
-    assert upgrade(db_url) == "0002"
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url) == HEAD
+    assert upgrade(db_url) == HEAD
 
 
 def test_migration_matches_models_exactly(upgraded_url: str) -> None:
