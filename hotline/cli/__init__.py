@@ -53,9 +53,22 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 
 def _register() -> None:
-    from hotline.cli import call, config_cmd, console, db, flows, models, serve, transcribe, users
+    from hotline.cli import (
+        call,
+        config_cmd,
+        console,
+        db,
+        flows,
+        models,
+        roster,
+        serve,
+        staffing,
+        transcribe,
+        users,
+    )
 
-    for module in (call, config_cmd, console, db, flows, models, serve, transcribe, users):
+    for module in (call, config_cmd, console, db, flows, models, roster, serve, staffing,
+                   transcribe, users):
         for command in module.COMMANDS:
             cli.add_command(command)
 

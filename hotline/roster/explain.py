@@ -42,6 +42,7 @@ from hotline.roster.rules import (
 from hotline.roster.solver import Group, RosterModel
 
 _LISTED = 5  # excluded lawyers named per reason
+_LISTED_CLIQUES = 3  # groups of slots in rest conflict described in full
 
 
 def explain(problem: Problem, *, time_limit: float = 20.0) -> list[str]:
@@ -140,8 +141,9 @@ def _clique_checks(problem: Problem, earlier: Sequence[str]) -> list[str]:
         return []
     short = {s.id for s in slots if len(_candidates(problem, s)) < s.need.lawyers}
     reach = max(s.end - s.start for s in slots) + timedelta(hours=rest)
-    seen: set[frozenset[str]] = set()
+    reported: set[str] = set()
     reasons: list[str] = []
+    more: list[date] = []
     for i, first in enumerate(slots):
         clique = [first]
         for other in slots[i + 1:]:
@@ -149,13 +151,16 @@ def _clique_checks(problem: Problem, earlier: Sequence[str]) -> list[str]:
                 break
             if all(rest_conflict(member, other, rest) for member in clique):
                 clique.append(other)
-        key = frozenset(s.id for s in clique)
-        if len(clique) < 2 or key in seen or key & short:
+        key = {s.id for s in clique}
+        if len(clique) < 2 or key & (short | reported):
             continue
-        seen.add(key)
         seats = sum(s.need.lawyers for s in clique)
         pool = {x.work_id for s in clique for x in _candidates(problem, s)}
         if len(pool) >= seats:
+            continue
+        reported |= key
+        if len(reasons) >= _LISTED_CLIQUES:
+            more.append(first.date)
             continue
         cannot = [x for x in problem.lawyers if x.work_id not in pool]
         labels = "、".join(s.label() for s in clique)
@@ -165,6 +170,9 @@ def _clique_checks(problem: Problem, earlier: Sequence[str]) -> list[str]:
         if cannot:
             text += f"; 不可排: {_excluded(problem, clique, cannot)}"
         reasons.append(text)
+    if more:
+        reasons.append(f"另有 {len(more)} 组班次有同样的问题 ({day_label(more[0])}至"
+                       f"{day_label(more[-1])})")
     return reasons
 
 
@@ -188,18 +196,19 @@ def _most_apart(slots: Sequence[Slot], rest_hours: float) -> int:
 
 def _night_days(days: set[date], limit: int) -> int:
     """Most of ``days`` one lawyer can take with at most ``limit`` consecutive (greedy)."""
+    if limit <= 0:
+        return 0
     taken = run = 0
     last: date | None = None
     for d in sorted(days):
-        if last is None or d - last > timedelta(days=1):
-            run = 0
-        if run < limit:
-            taken += 1
+        if last is not None and d - last == timedelta(days=1):
+            if run >= limit:
+                continue  # skipped: the next day starts a new run
             run += 1
-            last = d
         else:
-            run = 0
-            last = None
+            run = 1
+        taken += 1
+        last = d
     return taken
 
 
@@ -260,7 +269,7 @@ def _capacity_checks(problem: Problem) -> list[str]:
         keep = {s.id for s in seats_list}
         if kind == "skill":
             holders = [x for x in problem.lawyers if x.skills.get(key, 0) >= level]
-            what = f"{skill_label(key)} 技能" + (f"(熟练度≥{level})" if level > 1 else "")
+            what = f" {skill_label(key)} 技能" + (f"(熟练度≥{level})" if level > 1 else "")
             whom = "具备此技能"
         else:
             holders = [x for x in problem.lawyers if key in {str(v) for v in x.languages}]
@@ -343,13 +352,13 @@ def _describe(problem: Problem, groups: Sequence[Group], minimal: bool) -> list[
     rules = problem.rules
     slots, lawyers = problem.slots, problem.lawyers
     lead = ("每个班次的人数、技能和语言单独看都排得出, 但以下规则合在一起无法同时满足"
-            + (" (缺了其中任何一条, 其余的就排得出):" if minimal else ":"))
+            + (" (最小冲突集: 只看这些规则, 去掉任何一条就排得出):" if minimal else ":"))
     reasons = [lead]
     by_kind: dict[str, list[Group]] = defaultdict(list)
     for group in groups:
         by_kind[group[0]].append(group)
 
-    def people(kind: str, limit_of: object = None) -> None:
+    def people(kind: str) -> None:
         members = sorted({g[1] for g in by_kind.get(kind, [])})
         if not members:
             return

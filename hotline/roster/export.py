@@ -143,8 +143,6 @@ def _event(row: Row, zone: ZoneInfo | None, lines: Mapping[str, Line], stamp: da
         description.insert(0, f"律师: {lawyer.name or lawyer.work_id} ({lawyer.work_id})"
                               + (f", {lawyer.firm}" if lawyer.firm else ""))
         summary += f" {lawyer.name or lawyer.work_id}"
-    if row.remote:
-        summary += " (远程)"
     event = Event()
     event.add("uid", f"{slot.id}/{lawyer.work_id}@{UID_DOMAIN}")
     event.add("dtstamp", stamp)

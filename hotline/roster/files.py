@@ -9,7 +9,8 @@ CSV names the physical row of the record instead.
 
 Codes (lines, shifts, skills, languages, weekdays) are the stable English codes the rest of
 the hotline stores; skills, languages and weekdays may also be written with their Chinese
-names (``劳动争议``, ``粤语``, ``周六``), which are turned into codes here.
+names (``劳动争议``, ``粤语``, ``周六``), which are turned into codes here; ``family`` is
+read as ``marriage_family``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 from hotline.domain import Category, Language
 from hotline.errors import RosterError
@@ -51,7 +54,10 @@ MAX_FILE_BYTES = 2_000_000
 # hotline.store.users.skill_name names them. A code outside this set is almost always a typo
 # that would silently never match a shift's need, so it is refused.
 SKILLS: frozenset[str] = frozenset({*(c.value for c in Category), "general"})
-_SKILL_ZH = {c.label: c.value for c in Category} | {"综合咨询": "general"}
+# Other spellings accepted for a skill: the Chinese names, and the short "family" some
+# hotlines write for 婚姻家庭.
+_SKILL_ALIASES = {c.label: c.value for c in Category} | {"综合咨询": "general",
+                                                         "family": "marriage_family"}
 _LANGUAGE_ZH = {lang.label: lang.value for lang in Language}
 _WEEKDAY_ZH = dict(zip(WEEKDAYS_ZH, WEEKDAYS, strict=True)) | {
     "星期" + "一二三四五六日"[i]: WEEKDAYS[i] for i in range(7)}
@@ -94,6 +100,42 @@ class _Problems:
         raise RosterError(code, count=len(texts), summary=summary, problems=texts)
 
 
+def _read_yaml(file: Path, display: str, problems: _Problems) -> Document | None:
+    """The IVR loader's document, with a value YAML cannot build (``2026-13-01``) reported."""
+    try:
+        doc, found = read_file(file, max_bytes=MAX_FILE_BYTES, display=display)
+    except ValueError as exc:  # a timestamp-looking scalar that is no real date
+        line, value = _unbuildable(file)
+        problems.add(line, f"值 {value!r} 无效 ({exc}); 日期应为 YYYY-MM-DD, 例如 2026-12-10")
+        return None
+    problems.add_loader(found)
+    return doc
+
+
+def _unbuildable(file: Path) -> tuple[int, str]:
+    """Line and text of the first scalar PyYAML's safe constructor refuses."""
+    try:
+        root = yaml.compose(file.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1, ""
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, yaml.ScalarNode):
+            loader = yaml.SafeLoader("")
+            try:
+                loader.construct_object(node, deep=True)
+            except ValueError:
+                return node.start_mark.line + 1, str(node.value)
+            finally:
+                loader.dispose()
+        elif isinstance(node, yaml.MappingNode):
+            stack[:0] = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack[:0] = list(node.value)
+    return 1, ""
+
+
 def _hint(name: str, known: Iterable[str]) -> str:
     """``, 是否想写 'x'?`` for the closest known name (or a known name containing it)."""
     names = list(known)
@@ -134,7 +176,7 @@ def _as_list(value: Any) -> list[Any] | None:
 
 def _skill_code(value: Any) -> str | None:
     text = str(value).strip()
-    return text if text in SKILLS else _SKILL_ZH.get(text)
+    return text if text in SKILLS else _SKILL_ALIASES.get(text)
 
 
 def _language(value: Any) -> Language | None:
@@ -227,8 +269,7 @@ def load_templates(path: str | Path) -> Templates:
     """
     file = Path(path)
     problems = _Problems(str(path))
-    doc, found = read_file(file, max_bytes=MAX_FILE_BYTES, display=str(path))
-    problems.add_loader(found)
+    doc = _read_yaml(file, str(path), problems)
     templates = None
     if doc is not None:
         templates = _TemplatesReader(_YamlChecker(problems, doc)).read(doc.data)
@@ -434,6 +475,13 @@ class _TemplatesReader:
                                                     "workday/weekend/holiday 分别写"):
             return None
         kinds = [k for k in raw if k in DAY_KINDS]
+        misspelt = [k for k in raw if k not in _NEED_KEYS
+                    and difflib.get_close_matches(k, DAY_KINDS, n=1, cutoff=0.6)]
+        if misspelt:  # e.g. `holidy:` — a per-kind need with a typo, not a flat one
+            for k in misspelt:
+                self.bad((*path, k), where, f"未知的日期类型 {k!r}{_hint(k, DAY_KINDS)} "
+                                            f"(可用: {', '.join(DAY_KINDS)})", key=True)
+            return None
         if not kinds:
             need = self.need(raw, path, where + " need")
             return None if need is None else dict.fromkeys(DAY_KINDS, need)
@@ -561,7 +609,7 @@ def _overlap(a: ShiftTemplate, b: ShiftTemplate) -> str:
     for first, second, end, next_start in ((a, b, ea, sb), (b, a, eb, sa)):
         next_days = {(d + 1) % 7 for d in first.weekdays}
         if next_days & second.weekdays and next_start + 24 * 60 < end:
-            return f"跨过零点后与次日的 {second.code} 时间重叠"
+            return f"时间重叠 ({first.code} 跨过零点, 延续到次日 {second.code} 开始之后)"
     return ""
 
 
@@ -656,22 +704,22 @@ def load_lawyers(path: str | Path, *, tz: tzinfo, today: date | None = None,
     if file.suffix.lower() == ".csv":
         records = _csv_records(file, problems)
     else:
-        doc, found = read_file(file, max_bytes=MAX_FILE_BYTES, display=str(path))
-        problems.add_loader(found)
+        doc = _read_yaml(file, str(path), problems)
         if doc is not None:
             records = _yaml_records(doc, problems)
     lawyers: list[Lawyer] = []
     seen: dict[str, int] = {}
     for record in records:
         lawyer = _lawyer(record, ctx)
-        if lawyer is None:
+        raw_id = record.data.get("work_id")
+        wid = str(raw_id).strip() if isinstance(raw_id, str | int) else ""
+        if wid and wid in seen:
+            record.bad(["work_id"], f"工号 {wid} 重复 (第 {seen[wid]} 行已出现)")
             continue
-        if lawyer.work_id in seen:
-            record.bad(["work_id"], f"工号 {lawyer.work_id} 重复 (第 {seen[lawyer.work_id]} "
-                                    "行已出现)")
-            continue
-        seen[lawyer.work_id] = record.line("work_id")
-        lawyers.append(lawyer)
+        if wid:
+            seen[wid] = record.line("work_id")
+        if lawyer is not None:
+            lawyers.append(lawyer)
     if not records and not problems.found:
         problems.add(1, "没有律师")
     problems.raise_if_any("roster.lawyers")

@@ -156,9 +156,10 @@ def month_problem(session: Session, settings: Settings, month: str, *,
     roster = store.load_roster(session, first, end, settings.tz)
     if not roster.slots:
         roster = store.load_roster(session, first, end, settings.tz, published=False)
-    templates = load_templates(templates_path(settings))
+    tpath = templates_path(settings)
+    lines = load_templates(tpath).lines if tpath.is_file() else {}
     lawyers = store.load_lawyers(session, today=now.date(), tz=settings.tz)
-    return Problem(roster.slots, tuple(lawyers), templates.lines, rules_of(settings),
+    return Problem(roster.slots, tuple(lawyers), lines, rules_of(settings),
                    history=_history(session, settings, first)), roster
 
 

@@ -250,9 +250,11 @@ class RosterModel:
                 cost(firm, rules.w_fair_firms)
         for (li, s), var in self.x.items():
             lawyer, slot = self.lawyers[li], self.slots[s]
-            weight = (rules.w_avoid if touches(slot, lawyer.avoid) else 0) - (
-                rules.w_prefer if touches(slot, lawyer.prefer) else 0)
-            cost(var, weight)
+            # A preference is scored as a cost on the lawyer's other shifts, so it steers
+            # which shifts they get without rewarding them with more shifts.
+            missed = bool(lawyer.prefer) and not touches(slot, lawyer.prefer)
+            cost(var, (rules.w_avoid if touches(slot, lawyer.avoid) else 0)
+                 + (rules.w_prefer if missed else 0))
         if rules.w_continuity:
             for var in self._continuity():
                 cost(var, rules.w_continuity)

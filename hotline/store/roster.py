@@ -385,6 +385,10 @@ def request_swap(session: Session, work_id: str, slot_id: str, to_work_id: str, 
     if work_id == to_work_id:
         raise RosterError("roster.swap_invalid", reasons=["不能与自己换班"],
                           summary="不能与自己换班")
+    if session.scalar(select(SwapRequest.id).where(SwapRequest.assignment_id == give.id,
+                                                   SwapRequest.status == "pending")):
+        why = f"班次 {slot_id} 已有待审批的换班申请"
+        raise RosterError("roster.swap_invalid", reasons=[why], summary=why)
     row = SwapRequest(assignment_id=give.id, requested_by=_user(session, work_id).id,
                       to_user_id=_user(session, to_work_id).id,
                       take_assignment_id=take.id if take else None, note=note or None)
