@@ -1,9 +1,10 @@
 """The console's side of the agent API: REST calls and the event stream, nothing on screen.
 
 :class:`ApiClient` wraps ``httpx`` (REST) and ``websockets`` (``/api/v1/events``). Every
-failure becomes an :class:`ApiError` with the server's stable code and Chinese message, or
-``console.offline`` when the server cannot be reached, so the screens only ever show a line
-of text. :meth:`ApiClient.events` yields the server's events and, between them, connection
+failure becomes an :class:`ApiError` with the server's stable code and Chinese message (and
+the roster's ``reasons``, every why of a refused plan or swap), or ``console.offline`` when
+the server cannot be reached, so the screens only ever show text.
+:meth:`ApiClient.events` yields the server's events and, between them, connection
 changes (``{"type": "_connection", "up": bool, "attempt": n}``); it reconnects by itself with
 a growing pause until it is cancelled, and stops only when the token is refused.
 """
@@ -23,16 +24,21 @@ from websockets.asyncio.client import connect
 RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
 TIMEOUT = 10.0
+# Planning a month runs the solver on the server (``roster.solver_seconds``, 60 by default,
+# plus explaining an infeasible month): the one call allowed to take minutes.
+PLAN_TIMEOUT = 300.0
 
 
 class ApiError(Exception):
     """What the server refused (its code and message), or that it cannot be reached."""
 
-    def __init__(self, code: str, message: str, status: int = 0) -> None:
+    def __init__(self, code: str, message: str, status: int = 0,
+                 reasons: list[str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.reasons = list(reasons or [])
 
     @property
     def offline(self) -> bool:
@@ -56,12 +62,13 @@ class ApiClient:
 
     # --- REST ---------------------------------------------------------------------------
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                   timeout: float | None = None) -> Any:
         """One API call; the decoded JSON reply or :class:`ApiError`."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             reply = await self.http.request(method, f"/api/v1{path}", json=body,
-                                            headers=headers)
+                                            headers=headers, timeout=timeout or TIMEOUT)
         except httpx.HTTPError as exc:
             raise ApiError("console.offline",
                            f"无法连接服务器 {self.server} ({type(exc).__name__})") from None
@@ -72,7 +79,9 @@ class ApiClient:
         if reply.is_success:
             return data
         if isinstance(data, dict) and "code" in data:
-            raise ApiError(str(data["code"]), str(data.get("message", "")), reply.status_code)
+            reasons = data.get("reasons")
+            raise ApiError(str(data["code"]), str(data.get("message", "")), reply.status_code,
+                           [str(r) for r in reasons] if isinstance(reasons, list) else None)
         raise ApiError("console.http", f"服务器返回 HTTP {reply.status_code}",
                        reply.status_code)
 
@@ -90,6 +99,69 @@ class ApiClient:
                 await self.call("POST", "/logout")
             finally:
                 self.token = ""
+
+    # --- roster -------------------------------------------------------------------------
+
+    async def roster_month(self, month: str) -> dict[str, Any]:
+        """A month's roster (``YYYY-MM``): slots, assignments, lawyers, violations, figures."""
+        data: dict[str, Any] = await self.call("GET", f"/roster?month={month}")
+        return data
+
+    async def roster_coverage(self, month: str) -> dict[str, Any]:
+        """Lawyers on duty and needed per day and hour (schedulers and supervisors)."""
+        data: dict[str, Any] = await self.call("GET", f"/roster/coverage?month={month}")
+        return data
+
+    async def roster_mine(self) -> dict[str, Any]:
+        """My coming shifts and my duty state."""
+        data: dict[str, Any] = await self.call("GET", "/roster/mine")
+        return data
+
+    async def swaps(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Swap requests (a lawyer gets only those asked by or of them)."""
+        data: list[dict[str, Any]] = await self.call(
+            "GET", "/roster/swaps" + (f"?status={status}" if status else ""))
+        return data
+
+    async def request_swap(self, slot_id: str, to_work_id: str, take_slot_id: str | None = None,
+                           note: str = "") -> dict[str, Any]:
+        """Ask to hand one of my shifts to a colleague (or to exchange with theirs)."""
+        data: dict[str, Any] = await self.call(
+            "POST", "/roster/swaps", {"slot_id": slot_id, "to_work_id": to_work_id,
+                                      "take_slot_id": take_slot_id, "note": note})
+        return data
+
+    async def decide_swap(self, swap_id: int, approve: bool) -> dict[str, Any]:
+        """Approve (every hard rule checked) or reject a swap request."""
+        data: dict[str, Any] = await self.call(
+            "POST", f"/roster/swaps/{swap_id}/decision", {"approve": approve})
+        return data
+
+    async def plan_roster(self, month: str, *, publish: bool = False,
+                          replan: bool = False) -> dict[str, Any]:
+        """Solve a month on the server (may take a minute: see ``PLAN_TIMEOUT``)."""
+        data: dict[str, Any] = await self.call(
+            "POST", "/roster/plan", {"month": month, "publish": publish, "replan": replan},
+            timeout=PLAN_TIMEOUT)
+        return data
+
+    async def publish_roster(self, month: str) -> dict[str, Any]:
+        """Publish a month's draft."""
+        data: dict[str, Any] = await self.call("POST", "/roster/publish", {"month": month})
+        return data
+
+    async def write_handover(self, text: str, line: str = "main") -> dict[str, Any]:
+        """A handover note (交接班记录) for the next shift of ``line``."""
+        data: dict[str, Any] = await self.call("POST", "/roster/handover",
+                                               {"text": text, "line": line})
+        return data
+
+    async def handovers(self, line: str | None = None, hours: int = 24
+                        ) -> list[dict[str, Any]]:
+        """Handover notes of the last ``hours``, newest first."""
+        query = f"?hours={hours}" + (f"&line={line}" if line else "")
+        data: list[dict[str, Any]] = await self.call("GET", f"/roster/handover{query}")
+        return data
 
     # --- events -------------------------------------------------------------------------
 

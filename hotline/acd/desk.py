@@ -180,10 +180,11 @@ class Desk:
         changed = []
         for work_id, agent in list(self.agents.items()):
             should = work_id in self.static or duty is None or work_id in duty
-            if should:
+            if work_id in ended and work_id not in self.static and not (
+                    duty is not None and work_id in duty):
+                self.leaving.add(work_id)  # also when the roster's last shift just ended
+            elif should:
                 self.leaving.discard(work_id)
-            elif work_id in ended:
-                self.leaving.add(work_id)
             if agent.on_duty != should:
                 self.agents[work_id] = replace(agent, on_duty=should)
                 changed.append(work_id)

@@ -6,8 +6,6 @@ notes. Every change is in the audit log. Solver runs happen in a thread: the eve
 (calls, audio) never waits for them.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -83,7 +81,7 @@ def _slot(s: Slot) -> dict[str, Any]:
 
 
 def roster_router(factory: sessionmaker[Session], current_user: Any, settings: Settings,
-                  keeper: Callable[[], DutyKeeper | None],
+                  keeper: Callable[[], "DutyKeeper | None"],
                   now: Callable[[], datetime]) -> APIRouter:
     """The roster endpoints."""
     router = APIRouter(prefix="/api/v1/roster", tags=["排班"])

@@ -11,7 +11,7 @@ import click
 from hotline.cli import AppContext, pass_app
 from hotline.cli.users import format_table
 from hotline.errors import RosterError
-from hotline.roster.model import WEEKDAYS_ZH, Assignment, Slot
+from hotline.roster.model import WEEKDAYS_ZH, Assignment, Lawyer, Slot
 
 
 @click.group("roster")
@@ -147,7 +147,7 @@ def publish_cmd(app: AppContext, month: str, by: str | None) -> None:
     click.echo(f"{month} 班表已发布 (运行中的服务器几分钟内生效)")
 
 
-def _load(app: AppContext, month: str) -> tuple[list[Slot], list[Assignment], list, bool]:
+def _load(app: AppContext, month: str) -> tuple[list[Slot], list[Assignment], list[Lawyer], bool]:
     from hotline.store.roster import load_lawyers, load_roster, month_span
     from hotline.store.session import open_session
 

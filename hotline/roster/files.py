@@ -475,7 +475,7 @@ class _TemplatesReader:
                                                     "workday/weekend/holiday 分别写"):
             return None
         kinds = [k for k in raw if k in DAY_KINDS]
-        misspelt = [k for k in raw if k not in _NEED_KEYS
+        misspelt = [k for k in raw if k not in _NEED_KEYS and k not in DAY_KINDS
                     and difflib.get_close_matches(k, DAY_KINDS, n=1, cutoff=0.6)]
         if misspelt:  # e.g. `holidy:` — a per-kind need with a typo, not a flat one
             for k in misspelt:

@@ -26,7 +26,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from hotline.roster.duty import DutyBook, lines_of
 from hotline.store import roster as store
-from hotline.store.session import session_scope
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -56,14 +55,11 @@ class DutyKeeper:
         center.desk.on_logout = self._logged_out
         center.desk.on_duty_change = self._duty_changed
 
-    def _load(self, now: datetime) -> list[store.DutySpan]:
-        with session_scope(self.factory) as session:
-            return store.duty_spans(session, now - WINDOW, now + WINDOW)
-
     async def refresh(self) -> None:
         """Re-read the roster and apply it now (after a publish, a swap, at start)."""
         now = self.clock()
-        spans = await self.center.ledger.run(self._load, now)
+        spans = await self.center.ledger.run(
+            lambda session: store.duty_spans(session, now - WINDOW, now + WINDOW))
         self.book = DutyBook(spans, self.enforce)  # type: ignore[arg-type]
         self.apply(now)
 
@@ -144,7 +140,7 @@ class DutyKeeper:
 
         async def send() -> None:
             try:
-                handover = await self.center.ledger.run(self._with_session, notes)
+                handover = await self.center.ledger.run(notes)
             except Exception as exc:  # noqa: BLE001 - a note is not worth a failed edge
                 log.warning("读取交接班记录失败: %s", exc)
                 handover = []
@@ -153,7 +149,3 @@ class DutyKeeper:
                                 (work_id,), False)
 
         asyncio.get_running_loop().create_task(send())
-
-    def _with_session(self, fn: Callable[[Any], Any]) -> Any:
-        with session_scope(self.factory) as session:
-            return fn(session)

@@ -47,7 +47,7 @@ def due_follow_ups(session: Session, now: datetime) -> list[DueFollowUp]:
     rows = session.execute(
         select(FollowUp, Ticket).join(Ticket, FollowUp.ticket_id == Ticket.id)
         .where(FollowUp.done_at.is_(None), FollowUp.offered_at.is_(None),
-               FollowUp.due_at <= now).order_by(FollowUp.due_at).limit(200)).tuples().all()
+               FollowUp.due_at <= now).order_by(FollowUp.due_at).limit(200)).all()
     out = []
     for follow, ticket in rows:
         owner = follow.assigned_to or ticket.lawyer_id
@@ -83,5 +83,5 @@ def logged_in(session: Session) -> set[str]:
               .group_by(AgentEvent.user_id).subquery())
     rows = session.execute(
         select(User.work_id, AgentEvent.status).join(latest, AgentEvent.id == latest.c.last)
-        .join(User, User.id == AgentEvent.user_id)).tuples().all()
+        .join(User, User.id == AgentEvent.user_id)).all()
     return {w for w, status in rows if status is not None and status != AgentStatus.LOGGED_OUT}

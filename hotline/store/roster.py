@@ -202,7 +202,7 @@ def _user(session: Session, work_id: str) -> User:
 def _user_ids(session: Session, work_ids: Iterable[str]) -> dict[str, int]:
     wanted = set(work_ids)
     found = dict(session.execute(select(User.work_id, User.id).where(User.work_id.in_(wanted)))
-                 .tuples().all()) if wanted else {}
+                 .all()) if wanted else {}
     missing = wanted - set(found)
     if missing:
         raise RosterError("roster.not_found", what="工号", key=", ".join(sorted(missing)))
@@ -329,7 +329,7 @@ def duty_spans(session: Session, start: datetime, end: datetime) -> list[DutySpa
                 Shift.starts_at < end, Shift.ends_at > start)
          .order_by(Shift.starts_at))
     return [DutySpan(work_id, s.id, s.line, s.code, s.name or s.code, s.starts_at, s.ends_at,
-                     a.remote) for a, s, work_id in session.execute(q).tuples()]
+                     a.remote) for a, s, work_id in session.execute(q)]
 
 
 def any_published(session: Session, start: datetime, end: datetime) -> bool:
@@ -371,7 +371,7 @@ def _assignment(session: Session, slot_id: str, work_id: str,
         .join(User, RosterAssignment.user_id == User.id)
         .where(Shift.date == when, Shift.line == line, Shift.code == code,
                Shift.published_at.is_not(None), User.work_id == work_id,
-               RosterAssignment.status.in_(ACTIVE))).tuples().first()
+               RosterAssignment.status.in_(ACTIVE))).first()
     if row is None:
         raise RosterError("roster.not_found", what=f"{work_id} 的班次", key=slot_id)
     return row[0], slot_of(row[1], tz)
@@ -404,7 +404,7 @@ def swaps(session: Session, tz: tzinfo, *, status: str | None = None,
     if status:
         q = q.where(SwapRequest.status == status)
     views = []
-    names = dict(session.execute(select(User.id, User.work_id)).tuples().all())
+    names = dict(session.execute(select(User.id, User.work_id)).all())
     for r in session.scalars(q):
         give_row = session.get(RosterAssignment, r.assignment_id)
         take_row = session.get(RosterAssignment, r.take_assignment_id) \
@@ -509,4 +509,4 @@ def handovers(session: Session, *, since: datetime, line: str | None = None,
     if line:
         q = q.where(HandoverNote.line == line)
     return [Handover(n.id, n.line, u.work_id, u.name, n.text, n.created_at)
-            for n, u in session.execute(q).tuples()]
+            for n, u in session.execute(q)]
