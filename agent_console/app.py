@@ -2,7 +2,8 @@
 
 Simplified Chinese, keyboard only (every action has a key, shown in the footer). One
 :class:`ConsoleApp` per user: a login screen, then by role the lawyer's
-:class:`DeskScreen` or the supervisor's :class:`WallboardScreen`. The event stream runs in a
+:class:`DeskScreen`, the supervisor's :class:`WallboardScreen` or the scheduler's
+:class:`~agent_console.roster_view.SchedulerScreen`. The event stream runs in a
 Textual worker and reconnects by itself; the screens say when the server is gone and
 refresh when it is back. Modal forms: :class:`TransferScreen` and :class:`WrapUpScreen`
 (kept on disk as a draft on every change, see :mod:`agent_console.drafts`).
@@ -44,6 +45,13 @@ from textual.widgets import (
 
 from agent_console.client import ApiClient, ApiError
 from agent_console.drafts import DraftStore, default_state_dir
+from agent_console.roster_view import (
+    DutyStatus,
+    MyShiftsScreen,
+    SchedulerScreen,
+    alert_text,
+    follow_up_text,
+)
 from agent_console.softphone import (
     Headset,
     SilentHeadset,
@@ -74,7 +82,7 @@ CSS = """
 #banner { background: $error; color: $text; padding: 0 1; display: none; }
 #banner.shown { display: block; }
 #banner.back { background: $success; }
-#status, #queues { padding: 0 1; height: 1; }
+#status, #queues, #duty { padding: 0 1; height: 1; }
 #card { border: round $accent; padding: 0 1; height: auto; min-height: 8; }
 #history { height: auto; max-height: 12; }
 #phrases { width: 40%; border: round $secondary; display: none; }
@@ -230,6 +238,7 @@ class DeskScreen(MainScreen):
         Binding("x", "hangup", "挂断"),
         Binding("w", "wrapup", "话后整理"),
         Binding("p", "phrases", "服务用语"),
+        Binding("s", "my_shifts", "我的班次"),
         Binding("ctrl+q", "quit", "退出"),
     ]
 
@@ -251,6 +260,7 @@ class DeskScreen(MainScreen):
         yield Header(show_clock=True)
         yield Static("", id="banner")
         yield Static("", id="status")
+        yield DutyStatus(id="duty")
         yield Static("", id="queues")
         with Horizontal():
             with VerticalScroll():
@@ -298,6 +308,7 @@ class DeskScreen(MainScreen):
         stats = await self.run_api("GET", "/stats")
         if stats is not None:
             self.stats = stats
+        await self.query_one(DutyStatus).reload(self.api)
         self.refresh_panels()
 
     async def reload_calls(self) -> None:
@@ -387,6 +398,9 @@ class DeskScreen(MainScreen):
             self.stats = event
         elif kind in ("caption", "captions", "urgent", "draft"):
             self.speech_event(kind, event)
+        elif kind in DutyStatus.EVENTS:
+            for text, style in self.query_one(DutyStatus).event(event, me or ""):
+                self.say(text, style)
         self.refresh_bindings()
         self.refresh_panels()
 
@@ -558,6 +572,15 @@ class DeskScreen(MainScreen):
         """Show / hide the standard phrases."""
         self.query_one("#phrases", RichLog).toggle_class("shown")
 
+    def action_my_shifts(self) -> None:
+        """我的班次: coming shifts, swap requests, handover notes."""
+        self.app.push_screen(MyShiftsScreen(self.api, str(self.console.me.get("work_id", "")),
+                                            self.query_one(DutyStatus).handover),
+                             self._shifts_closed)
+
+    async def _shifts_closed(self, _: None) -> None:
+        await self.query_one(DutyStatus).reload(self.api)  # a swap or note may change it
+
     async def action_quit(self) -> None:
         """Leave (signing out of the desk first when no call is on)."""
         await self.console.quit_console()
@@ -642,6 +665,11 @@ class WallboardScreen(MainScreen):
         elif kind == "urgent":  # heard in a caller's words: the supervisor is alerted at once
             self.app.bell()
             self.say(f"工单 {event.get('ticket_no')}: {urgency_text(event)}", "bold red")
+        elif kind == "alert":  # the roster's watch: a shift nobody came to, an overdue ticket
+            self.app.bell()
+            self.say(alert_text(event), "bold red")
+        elif kind == "follow_up":
+            self.say(follow_up_text(event), "yellow")
 
     def selected(self) -> str | None:
         """The work id under the cursor."""
@@ -987,7 +1015,7 @@ class ConsoleApp(App[None]):
         self.me: dict[str, Any] = {}
         self.catalog: dict[str, Any] = {}
         self.drafts = DraftStore(self.state_dir, work_id or "_")
-        self.main: MainScreen | None = None
+        self.main: MainScreen | SchedulerScreen | None = None
         # Drafts of tickets from their transcripts (``draft`` events), by ticket number.
         self.suggestions: dict[str, dict[str, Any]] = {}
 
@@ -1001,14 +1029,15 @@ class ConsoleApp(App[None]):
         self.work_id, self.phone, self.accept_in_console = work_id, phone, accept
         self.drafts = DraftStore(self.state_dir, work_id)
         role = self.me.get("role")
-        if role not in ("lawyer", "supervisor", "admin"):
+        if role not in ("lawyer", "supervisor", "admin", "scheduler"):
             await self.api.logout()
-            raise ApiError("console.role", f"{self.me.get('role_label', role)}没有坐席或监控界面"
-                                           " (排班请使用 hotline roster 命令)")
-        self.catalog = await self.api.call("GET", "/desk/catalog")
+            raise ApiError("console.role", f"{self.me.get('role_label', role)}没有坐席或监控界面")
+        if role != "scheduler":
+            self.catalog = await self.api.call("GET", "/desk/catalog")
         if role == "lawyer" and self.want_softphone and self.softphone is None:
             await self.start_softphone()
-        self.main = DeskScreen() if role == "lawyer" else WallboardScreen()
+        self.main = DeskScreen() if role == "lawyer" else SchedulerScreen() \
+            if role == "scheduler" else WallboardScreen()
         # Not awaited: this runs in a handler of the login screen being replaced.
         self.switch_screen(self.main)
         self.run_worker(self.pump_events(), group="events", exclusive=True)

@@ -305,21 +305,20 @@ def duty_line(duty: dict[str, Any] | None, shifts: list[dict[str, Any]],
                     if datetime.fromisoformat(str(s["start"])) <= now
                     < datetime.fromisoformat(str(s["end"]))), None)
     coming = next((s for s in shifts if datetime.fromisoformat(str(s["start"])) > now), None)
-    line = Text("值班: ", style="dim")
     state, style = duty_state(duty)
-    line.append(state, style=style)
-    if duty is not None and state == ON_DUTY:
+    line = Text.assemble(("值班: ", "dim"), (state, style)) if state else Text("")
+    if state == ON_DUTY and duty is not None:
         if duty.get("lines"):
             line.append(f" [{', '.join(str(x) for x in duty['lines'])}]")
         if current is not None:
             end = datetime.fromisoformat(str(current["end"]))
             line.append(f" 至 {end:%H:%M}")
-    elif duty is None and current is not None:
-        line.append(f"当前班次 {shift_label(current)}", style="bold")
+    elif not state and current is not None:
+        line.append(f"当前班次: {shift_label(current)}", style="bold")
     if coming is not None:
-        line.append(f"   下一班次: {shift_label(coming)}", style="")
+        line.append(f"{'   ' if line else ''}下一班次: {shift_label(coming)}")
     elif current is None:
-        line.append("   近期没有排班", style="dim")
+        line.append(f"{'   ' if line else ''}近期没有排班", style="dim")
     line.append("   (S 我的班次)", style="dim")
     return line
 

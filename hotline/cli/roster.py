@@ -84,7 +84,7 @@ def plan_cmd(app: AppContext, month: str, publish: bool, replan: bool, staffing:
                 click.echo("无法排出满足全部硬性规则的班表, 原因:", err=True)
                 for reason in exc.params.get("reasons", []):
                     click.echo(f"  - {reason}", err=True)
-                raise SystemExit(1) from None
+                raise click.exceptions.Exit(1) from None
             raise
     sol = result.solution
     click.echo(f"求解结果: {'最优' if sol.status == 'optimal' else '可行'}, 目标值 "
@@ -270,7 +270,7 @@ def check_cmd(app: AppContext, month: str) -> None:
         return
     for v in found:
         click.echo(f"  - [{v.code}] {v.message}")
-    raise SystemExit(1)
+    raise click.exceptions.Exit(1)
 
 
 @roster_group.command("leave")
@@ -353,7 +353,7 @@ def _decide(app: AppContext, swap_id: int, approve: bool, by: str) -> None:
                 click.echo("换班不符合排班规则, 未批准:", err=True)
                 for reason in exc.params.get("reasons", []):
                     click.echo(f"  - {reason}", err=True)
-                raise SystemExit(1) from None
+                raise click.exceptions.Exit(1) from None
             raise
     click.echo(f"换班申请 {swap_id} 已{'批准' if approve else '驳回'}")
 

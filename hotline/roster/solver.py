@@ -244,17 +244,18 @@ class RosterModel:
                       if lawyer.work_id in pools[kind]]
             if weight and len(counts) > 1:
                 cost(self._spread(counts, kind), weight)
+                seats = sum(len(self.fixed[s]) if s in self.fixed else slot.need.lawyers
+                            for s, slot in enumerate(self.slots) if keep(slot))
+                for off in self._band(counts, seats, kind):
+                    cost(off, weight)
         if rules.w_fair_firms:
             firm = self._firm_deviation()
             if firm is not None:
                 cost(firm, rules.w_fair_firms)
         for (li, s), var in self.x.items():
             lawyer, slot = self.lawyers[li], self.slots[s]
-            # A preference is scored as a cost on the lawyer's other shifts, so it steers
-            # which shifts they get without rewarding them with more shifts.
-            missed = bool(lawyer.prefer) and not touches(slot, lawyer.prefer)
             cost(var, (rules.w_avoid if touches(slot, lawyer.avoid) else 0)
-                 + (rules.w_prefer if missed else 0))
+                 - (rules.w_prefer if touches(slot, lawyer.prefer) else 0))
         if rules.w_continuity:
             for var in self._continuity():
                 cost(var, rules.w_continuity)
@@ -285,6 +286,24 @@ class RosterModel:
         spread = self.model.new_int_var(0, top, f"{name}_spread")
         self.model.add(spread == high - low)
         return spread
+
+    def _band(self, counts: Sequence[cp_model.LinearExprT], seats: int,
+              name: str) -> list[cp_model.IntVar]:
+        """Per lawyer: shifts below or above the fair share ⌊seats/n⌋ … ⌈seats/n⌉.
+
+        The spread alone only prices the two extremes, leaving everyone between free to
+        drift (for a preference, say); this prices every shift outside the fair band at the
+        same weight, so no wish is worth unbalancing the roster.
+        """
+        low, high = seats // len(counts), -(-seats // len(counts))
+        top = len(self.slots)
+        out = []
+        for i, count in enumerate(counts):
+            off = self.model.new_int_var(0, top, f"{name}_off[{i}]")
+            self.model.add(off >= count - high)
+            self.model.add(off >= low - count)
+            out.append(off)
+        return out
 
     def _firm_deviation(self) -> cp_model.IntVar | None:
         """Percentage points (rounded up) of the worst firm's share gap; None without firms."""

@@ -40,7 +40,8 @@ def _seed(node, shifts):
     engine = make_engine(f"sqlite:///{node['db']}")
     try:
         slots = [_slot(code, start, end) for code, start, end, _ in shifts]
-        solution = Solution(tuple(Assignment(s.id, w) for s, (*_, w) in zip(slots, shifts, strict=True)),
+        pairs = zip(slots, shifts, strict=True)
+        solution = Solution(tuple(Assignment(s.id, w) for s, (*_, w) in pairs),
                             "feasible", 0, 0, 0)
         with session_scope(make_session_factory(engine)) as session:
             store.save_draft(session, f"{slots[0].date:%Y-%m}", slots, solution, need={},
@@ -80,7 +81,8 @@ def test_lawyers_become_eligible_at_their_shift_edges(start_node):
         _add_user(node, work_id, role)
     t0 = datetime.now(SH).replace(microsecond=0)
     edge, end = t0 + timedelta(seconds=14), t0 + timedelta(seconds=40)
-    month = _seed(node, [("B", t0 - timedelta(minutes=5), edge, "8002"), ("A", edge, end, "8001")])
+    month = _seed(node, [("B", t0 - timedelta(minutes=5), edge, "8002"),
+                         ("A", edge, end, "8001")])
     scheduler, early, outgoing = Api(node, "7001"), Api(node, "8001"), Api(node, "8002")
     assert scheduler("POST", "/roster/publish", {"month": month})["published"]
     for lawyer in (early, outgoing):

@@ -317,6 +317,7 @@ def test_balanced_pool_shares_nights_weekends_and_shifts_evenly() -> None:
     lawyers[1] = replace(lawyers[1], prefer=frozenset({"D"}))
     problem = problem_of(three_shifts(Need(1), Need(2, {"labor": 1}), Need(1)), 14, lawyers)
     solution = solve(problem, time_limit=4)
+    assert solution.status == "optimal"  # proven in well under a second
     assert violations(problem, solution.assignments) == []
     got = solution.figures
     assert got["nights_spread"] <= 1
@@ -377,6 +378,7 @@ def test_replan_after_illness_changes_only_the_ill_lawyers_days() -> None:
     replan = replace(problem, previous=first.assignments,
                      lawyers=tuple(sick if x is ill else x for x in lawyers))
     second = solve(replan, time_limit=5)
+    assert second.status == "optimal"
     assert violations(replan, second.assignments) == []
     before = {(a.slot_id, a.work_id) for a in first.assignments}
     after = {(a.slot_id, a.work_id) for a in second.assignments}
