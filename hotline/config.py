@@ -271,8 +271,6 @@ class RosterSettings(_Section):
     # Several server nodes on one database: only the lease holder runs the scheduler role.
     scheduler: Literal["auto", "on", "off"] = "auto"
     lease_seconds: int = Field(30, ge=5, le=3600)
-    # How often the follow-up (回访) and overdue-ticket jobs look (minutes).
-    check_minutes: int = Field(5, ge=1, le=1440)
     # The solver's time limit per plan (seconds) and the hard rules' defaults.
     solver_seconds: float = Field(60.0, gt=0, le=3600)
     min_rest_hours: float = Field(11.0, ge=0, le=48)

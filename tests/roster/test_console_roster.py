@@ -17,13 +17,16 @@ screens directly, in the server's shape.
 from __future__ import annotations
 
 import io
+import re
 import time
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from rich.console import Console
+from rich.console import Console, Group
+from rich.text import Text
 from textual.widgets import Button, DataTable, Input, RichLog, Static, TextArea
 
 from agent_console.app import ConsoleApp, DeskScreen, WallboardScreen
@@ -173,7 +176,7 @@ def _pick_swaps(view: dict[str, Any], giver: str, window_end: datetime
 
 
 @pytest.mark.timeout(150)
-async def test_scheduler_and_lawyer_roster_screens(start_node, tmp_path):
+async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Path) -> None:
     shifts = tmp_path / "shifts.yaml"
     shifts.write_text(SHIFTS, encoding="utf-8")
     node = start_node(1, telephony_enabled="false", roster_templates=str(shifts),
@@ -219,7 +222,7 @@ async def test_scheduler_and_lawyer_roster_screens(start_node, tmp_path):
         assert "图例" in heat and "人手不足" in heat and "不足 0 小时, 超出 0 小时" in heat
         # One line per day of the month, 24 hours each: 08–24 met (green), 00–08 no need.
         days = len(view["slots"]) // 2
-        assert sum(1 for line in heat.splitlines() if line[:2].isdigit()) == days
+        assert sum(1 for line in heat.splitlines() if re.match(r"\d\d [一二三四五六日] ", line)) == days
         # A day short of a lawyer shows red cells: the heat map's own colours.
         coverage = dict(screen.coverage or {})
         coverage["staffed"] = [[0] * 24] + coverage["staffed"][1:]
@@ -346,8 +349,10 @@ def test_heat_map_colours_and_months() -> None:
     coverage = {"month": "2026-12", "first": "2026-12-01",
                 "staffed": [[0] * 8 + [2] * 8 + [1] * 8], "need": [[0] * 8 + [1] * 16]}
     text = heat_map(coverage)
+    assert isinstance(text, Group)
     plain = _plain(text)
     assert "不足 8 小时, 超出 8 小时" in plain and "01 二" in plain
-    styles = {str(span.style) for part in text.renderables for span in part.spans}
+    styles = {str(span.style) for part in text.renderables if isinstance(part, Text)
+              for span in part.spans}
     assert {"bold white on red", "black on green", "bold white on blue"} <= styles
     assert shift_month("2026-12", 1) == "2027-01" and shift_month("2027-01", -1) == "2026-12"
