@@ -653,10 +653,9 @@ class SchedulerScreen(Screen[None]):
     def start_plan(self, *, publish: bool, replan: bool) -> None:
         """Run the solver on the server without blocking the screen."""
         self.planning_since = time.monotonic()
-        what = "重排" if replan else "排班"
-        self.notice(Text(f"{what}中… {month_title(self.month)} (求解可能需要一分钟)",
-                         style="bold magenta"))
-        self.say(f"开始{what} {self.month}")
+        what = f"{'重排' if replan else '排班'}中… {month_title(self.month)} (求解可能需要一分钟)"
+        self.notice(Text(what, style="bold magenta"))
+        self.say(what)
         self.draw_bar()
         self.refresh_bindings()
         self.run_worker(self.plan(self.month, publish, replan), group="plan", exclusive=True)

@@ -193,9 +193,9 @@ async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Pa
         await pilot.press("]")
         await _until(pilot, lambda: (screen.view or {}).get("month") == MONTH, 15,
                      "next month")
+        assert screen.check_action("publish", ()) is None  # nothing to publish yet
         await pilot.press("p")
-        assert "排班中" in _text(screen, "#notice")
-        assert screen.check_action("publish", ()) is None  # not while the solver runs
+        assert "排班中… " in _log(screen)  # shown while the solver runs
         await _until(pilot, lambda: "排班完成" in _text(screen, "#notice"), 60, "plan")
         await _until(pilot, lambda: "草稿" in _text(screen, "#month_bar"), 10, "draft")
         await pilot.press("u")
@@ -222,7 +222,8 @@ async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Pa
         assert "图例" in heat and "人手不足" in heat and "不足 0 小时, 超出 0 小时" in heat
         # One line per day of the month, 24 hours each: 08–24 met (green), 00–08 no need.
         days = len(view["slots"]) // 2
-        assert sum(1 for line in heat.splitlines() if re.match(r"\d\d [一二三四五六日] ", line)) == days
+        rows = [line for line in heat.splitlines() if re.match(r"\d\d [一二三四五六日] ", line)]
+        assert len(rows) == days
         # A day short of a lawyer shows red cells: the heat map's own colours.
         coverage = dict(screen.coverage or {})
         coverage["staffed"] = [[0] * 24] + coverage["staffed"][1:]

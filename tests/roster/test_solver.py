@@ -42,13 +42,15 @@ EVERY = ("workday", "weekend", "holiday")
 LINES = {"main": Line("main", "主线"),
          "yue": Line("yue", "方言席", languages=frozenset({Language.CANTONESE}))}
 SKILLS = ("labor", "marriage_family", "contract")
+ONE = Need(1)
+RULES = Rules()
 
 
 def days(n: int, first: date = DEC1) -> list[date]:
     return [first + timedelta(days=i) for i in range(n)]
 
 
-def three_shifts(n: Need = Need(1), d: Need = Need(1), e: Need = Need(1), *,
+def three_shifts(n: Need = ONE, d: Need = ONE, e: Need = ONE, *,
                  remote: bool = False) -> Templates:
     """N 00–08 (night), D 08–16, E 16–24 on the main line."""
     return Templates(LINES, (
@@ -59,7 +61,7 @@ def three_shifts(n: Need = Need(1), d: Need = Need(1), e: Need = Need(1), *,
     ))
 
 
-def two_shifts(d: Need = Need(1), n: Need = Need(1)) -> Templates:
+def two_shifts(d: Need = ONE, n: Need = ONE) -> Templates:
     """D 08–20 and N 20–08 (night) on the main line."""
     return Templates(LINES, (
         ShiftTemplate("D", "白班", "main", time(8), time(20), dict.fromkeys(EVERY, d)),
@@ -69,7 +71,7 @@ def two_shifts(d: Need = Need(1), n: Need = Need(1)) -> Templates:
 
 
 def problem_of(templates: Templates, n_days: int, lawyers: Sequence[Lawyer],
-               rules: Rules = Rules(), **more: object) -> Problem:
+               rules: Rules = RULES, **more: object) -> Problem:
     slots = tuple(expand(templates, days(n_days), TZ))
     return Problem(slots, tuple(lawyers), templates.lines, rules, **more)  # type: ignore[arg-type]
 
