@@ -14,19 +14,21 @@ Two schedulers:
   a late run catches up by itself because it asks the ledger what fell due since.
 
 Role jobs: the nightly batch transcription (``hotline transcribe --pending``, a child
-process so the large model stays out of the coordinator) and the roster watch (follow-ups
-due → offers, overdue tickets → escalation, shifts with nobody logged in → alert).
+process so the large model stays out of the coordinator), the roster watch (follow-ups
+due → offers, overdue tickets → escalation, shifts with nobody logged in → alert) and the
+daily call report (``var/reports/daily-DATE.json``, 00:10).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -43,6 +45,7 @@ log = logging.getLogger("hotline.jobs")
 MISFIRE_GRACE = 6 * 3600
 NIGHTLY_TRANSCRIPTION = "nightly-transcription"
 ROSTER_WATCH = "roster-watch"
+DAILY_REPORT = "daily-report"
 LEASE = "scheduler"
 LEASE_JOB = "scheduler-lease"
 # The running server's parts the stored role jobs use (a stored job names a function, so
@@ -129,6 +132,44 @@ class Runtime:
                                "code": code, "start": start.isoformat(),
                                "lawyers": list(people), "text": text})
         return {"follow_ups": len(due), "overdue": len(overdue), "unstaffed": unstaffed}
+
+    async def report(self, day: date | None = None) -> dict[str, Any]:
+        """A day's call figures (default yesterday, local time) → ``var/reports/``.
+
+        Offered to lawyers, answered, abandoned, answer rate (接通率), mean wait and handle
+        time, from the same ledger reading as staffing; written as JSON and logged.
+        """
+        from hotline.roster.staffing import history
+
+        tz = self.settings.tz
+        day = day or (datetime.now(tz) - timedelta(days=1)).date()
+        since = datetime.combine(day, time(0), tz)
+
+        def work() -> Any:
+            with session_scope(self.factory) as session:
+                return history(session, since, since + timedelta(days=1), tz)
+
+        seen = await asyncio.to_thread(work)
+        offered = seen.offered
+        body = {"date": day.isoformat(), "offered": offered, "answered": seen.answered,
+                "abandoned": seen.abandoned,
+                "answer_rate": round(seen.answered / offered, 4) if offered else None,
+                "mean_wait_s": round(seen.waited / offered, 1) if offered else None,
+                "aht_s": round(seen.aht, 1)}
+        folder = self.settings.path("var") / "reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"daily-{day.isoformat()}.json").write_text(
+            json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
+        log.info("日报 %s: 转人工 %d, 接起 %d, 放弃 %d, 接通率 %s", day, offered, seen.answered,
+                 seen.abandoned, f"{body['answer_rate']:.1%}" if offered else "-")
+        return body
+
+
+async def daily_report() -> dict[str, Any]:
+    """The stored role job: yesterday's call figures (see :meth:`Runtime.report`)."""
+    if _RUNTIME is None:
+        return {}
+    return await _RUNTIME.report()
 
 
 async def roster_watch() -> dict[str, int]:
@@ -224,6 +265,11 @@ class Jobs:
         self.scheduler.add_job(roster_watch, IntervalTrigger(minutes=1), id=ROSTER_WATCH,
                                name="排班与工单巡检", replace_existing=True,
                                misfire_grace_time=60, coalesce=True)
+        if self._stored(DAILY_REPORT) is None:  # keep a stored (possibly missed) next run
+            self.scheduler.add_job(daily_report, CronTrigger(hour=0, minute=10,
+                                                             timezone=self.settings.tz),
+                                   id=DAILY_REPORT, name="话务日报",
+                                   misfire_grace_time=MISFIRE_GRACE, coalesce=True)
         self.scheduler.resume()
 
     def _nightly(self) -> None:

@@ -80,7 +80,7 @@ def test_lawyers_become_eligible_at_their_shift_edges(start_node):
     for work_id, role in (("8001", "lawyer"), ("8002", "lawyer"), ("7001", "scheduler")):
         _add_user(node, work_id, role)
     t0 = datetime.now(SH).replace(microsecond=0)
-    edge, end = t0 + timedelta(seconds=14), t0 + timedelta(seconds=40)
+    edge, end = t0 + timedelta(seconds=10), t0 + timedelta(seconds=32)
     month = _seed(node, [("B", t0 - timedelta(minutes=5), edge, "8002"),
                          ("A", edge, end, "8001")])
     scheduler, early, outgoing = Api(node, "7001"), Api(node, "8001"), Api(node, "8002")
