@@ -119,6 +119,7 @@ class Runtime:
             after = timedelta(minutes=self.settings.roster.unstaffed_alert_minutes)
             local = now.astimezone(self.settings.tz)
             for line, code, start, people in self.keeper.book.unstaffed(local, present, after):
+                start = start.astimezone(self.settings.tz)  # the ledger's spans are in UTC
                 key = (line, code, start.isoformat())
                 if key in self.alerted:
                     continue

@@ -30,7 +30,7 @@ from hotline.store.users import UserView
 if TYPE_CHECKING:
     from hotline.roster.keeper import DutyKeeper
 
-MONTH = r"^\d{4}-\d{2}$"
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"  # a real month: 2026-13 is bad input (422), not 400
 
 
 class SwapIn(BaseModel):

@@ -114,7 +114,7 @@ def _staffing_need(app: AppContext) -> dict[str, int]:
     until = datetime.now(settings.tz)
     since = until - timedelta(weeks=r.staffing_weeks)
     with open_session(settings.database_url) as session:
-        history = staffing.history(session, since, until, settings.tz)
+        history = staffing.history(session, since, until, settings.tz, line=r.staffing_line)
     table = staffing.table(history, float(share), float(seconds), r.answer_rate)
     need = {f"{h.weekday}-{h.hour}": h.need for h in table}
     click.echo(f"按最近 {r.staffing_weeks} 周来电计算人数 (目标 {r.target_sl}, 接通率 "

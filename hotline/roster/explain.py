@@ -86,7 +86,8 @@ def _excluded(problem: Problem, slots: Sequence[Slot], lawyers: Sequence[Lawyer]
 
 def _open_slots(problem: Problem) -> list[Slot]:
     """Slots the solver decides (those with fixed assignments are facts)."""
-    fixed = {a.slot_id for a in problem.fixed}
+    known = {lawyer.work_id for lawyer in problem.lawyers}
+    fixed = {a.slot_id for a in problem.fixed if a.work_id in known}
     return [s for s in problem.slots if s.id not in fixed]
 
 
@@ -327,6 +328,9 @@ def _conflicts(problem: Problem, time_limit: float) -> list[str]:
     if status != cp_model.INFEASIBLE:
         return [f"在 {hours_label(round(time_limit, 1))} 秒内既没有排出班表, 也没能找出互相"
                 "冲突的规则; 请延长求解时间, 或放宽人数、技能、休息、连续夜班或班次上限等规则"]
+    if len(core) < len(lits):  # trust, but verify: the core alone must be infeasible
+        status, smaller, _ = _check(built, core, deadline - time.monotonic())
+        core = smaller if status == cp_model.INFEASIBLE else list(lits)
     # Deletion: a group whose removal leaves the rest infeasible is not needed.
     needed: set[int] = set()
     minimal = True

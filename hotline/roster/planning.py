@@ -164,9 +164,13 @@ def month_problem(session: Session, settings: Settings, month: str, *,
 
 
 def decide_swap(session: Session, settings: Settings, swap_id: int, *, approve: bool,
-                by: str) -> store.SwapView:
+                by: str, now: datetime | None = None) -> store.SwapView:
     """Approve (after checking every hard rule) or reject a swap request."""
+    now = now or datetime.now(settings.tz)
     view = store.swap_parts(session, swap_id, settings.tz)
+    if view.status != "pending":  # decided already: say so, not what the rules think now
+        why = f"换班申请 {swap_id} 已处理 ({view.status})"
+        raise RosterError("roster.swap_invalid", reasons=[why], summary=why)
     after: tuple[Assignment, ...] | None = None
     if approve:
         problem, roster = month_problem(session, settings, view.give.slot_id[:7])
@@ -176,6 +180,11 @@ def decide_swap(session: Session, settings: Settings, swap_id: int, *, approve: 
             other, other_roster = month_problem(session, settings, take.slot_id[:7])
             problem = replace(problem, slots=problem.slots + other.slots)
             roster = replace(roster, assignments=roster.assignments + other_roster.assignments)
+        started = [s for s in problem.slots if s.id in {view.give.slot_id, take.slot_id if take
+                                                         else ""} and s.start <= now]
+        if started:
+            why = f"{started[0].label()} 已经开始, 不能再换班"
+            raise RosterError("roster.swap_invalid", reasons=[why], summary=why)
         after = roster_rules.check_swap(problem, roster.assignments, view.give, view.to_work_id,
                                         take)
     return store.decide_swap(session, swap_id, approve=approve, by=by, after=after,

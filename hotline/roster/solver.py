@@ -88,14 +88,14 @@ class RosterModel:
         self.lawyers = problem.lawyers
         slot_index = {s.id: i for i, s in enumerate(self.slots)}
         lawyer_index = {lawyer.work_id: i for i, lawyer in enumerate(self.lawyers)}
-        self.fixed: dict[int, list[Assignment]] = defaultdict(list)
+        self.fixed: dict[int, list[Assignment]] = {}
         fixed_pairs: set[tuple[int, int]] = set()
         for a in problem.fixed:
             if a.slot_id in slot_index and a.work_id in lawyer_index:
                 pair = (lawyer_index[a.work_id], slot_index[a.slot_id])
                 if pair not in fixed_pairs:
                     fixed_pairs.add(pair)
-                    self.fixed[pair[1]].append(a)
+                    self.fixed.setdefault(pair[1], []).append(a)
         self.x: dict[tuple[int, int], cp_model.IntVar] = {}
         self.terms: dict[tuple[int, int], Term] = {}
         for s, slot in enumerate(self.slots):
@@ -222,7 +222,16 @@ class RosterModel:
     # --- soft goals ----------------------------------------------------------------------
 
     def add_objective(self) -> None:
-        """Minimise the weighted soft goals of ``problem.rules`` (and changes in a re-plan)."""
+        """Minimise the weighted soft goals of ``problem.rules`` (and changes in a re-plan).
+
+        Terms: for total, night and weekend/holiday shifts, the spread (max − min over the
+        lawyers of :func:`.rules.eligible`) plus every shift outside the fair band
+        (:meth:`_band`), both at ``w_fair_*``; the worst firm's share gap in percentage
+        points (``w_fair_firms``); ``w_avoid`` per avoided shift and a ``w_prefer`` bonus per
+        preferred one; ``w_continuity`` per lawyer-day followed by another shift code; and,
+        when ``problem.previous`` is set, ``w_change`` per (slot, lawyer) added or removed,
+        with the previous roster as the solver's hint.
+        """
         rules = self.problem.rules
         variables: list[cp_model.IntVar] = []
         weights: list[int] = []
@@ -260,10 +269,11 @@ class RosterModel:
             for var in self._continuity():
                 cost(var, rules.w_continuity)
         previous = {(a.slot_id, a.work_id) for a in self.problem.previous}
+        for (li, s), var in self.x.items() if previous else ():
+            self.model.add_hint(var, (self.slots[s].id, self.lawyers[li].work_id) in previous)
         if previous and rules.w_change:
             for (li, s), var in self.x.items():
                 was = (self.slots[s].id, self.lawyers[li].work_id) in previous
-                self.model.add_hint(var, was)
                 if was:
                     constant += rules.w_change
                     cost(var, -rules.w_change)

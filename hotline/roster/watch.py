@@ -50,7 +50,9 @@ def due_follow_ups(session: Session, now: datetime) -> list[DueFollowUp]:
                FollowUp.due_at <= now).order_by(FollowUp.due_at).limit(200)).all()
     out = []
     for follow, ticket in rows:
-        owner = follow.assigned_to or ticket.lawyer_id
+        # A dissatisfied rating is followed up by supervisors, not by the lawyer rated.
+        owner = follow.assigned_to or (None if follow.reason == "dissatisfied"
+                                       else ticket.lawyer_id)
         work_id = session.scalar(select(User.work_id).where(User.id == owner)) if owner else None
         follow.offered_at = now
         out.append(DueFollowUp(follow.id, ticket.ticket_no, follow.due_at,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -16,7 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hotline.domain import CallEventKind, Category, EndReason, Language, Priority
-from hotline.store.tables import Call, CallEvent, Recording, Ticket, TicketCounter, User
+from hotline.store.tables import (
+    Call,
+    CallEvent,
+    FollowUp,
+    Recording,
+    Ticket,
+    TicketCounter,
+    User,
+)
+
+# A satisfaction score at or below this (2 = 不满意, 1 = 非常不满意) gets a 回访.
+DISSATISFIED = 2
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,10 @@ def close_call(session: Session, call_id: int, *, at: datetime, reason: EndReaso
         score = ivr_vars.get("satisfaction")
         if isinstance(score, int) and 1 <= score <= 5:
             ticket.satisfaction = score
+            if score <= DISSATISFIED:
+                # Every dissatisfied rating gets a 回访 (supervisors, by the next day).
+                session.add(FollowUp(ticket_id=ticket.id, reason="dissatisfied",
+                                     due_at=at + timedelta(days=1)))
         if ivr_vars.get("callback_number"):
             ticket.callback_number = str(ivr_vars["callback_number"])
     append_events(session, call_id, [(at, CallEventKind.ENDED,

@@ -378,10 +378,17 @@ def _assignment(session: Session, slot_id: str, work_id: str,
 
 
 def request_swap(session: Session, work_id: str, slot_id: str, to_work_id: str, *,
-                 take_slot_id: str | None = None, note: str = "", tz: tzinfo) -> int:
+                 take_slot_id: str | None = None, note: str = "", tz: tzinfo,
+                 now: datetime | None = None) -> int:
     """A lawyer asks to hand their published shift to a colleague (or to exchange)."""
-    give, _ = _assignment(session, slot_id, work_id, tz)
-    take = _assignment(session, take_slot_id, to_work_id, tz)[0] if take_slot_id else None
+    give, give_slot = _assignment(session, slot_id, work_id, tz)
+    take, take_slot = _assignment(session, take_slot_id, to_work_id, tz) if take_slot_id \
+        else (None, None)
+    now = now or utcnow()
+    for slot in (give_slot, take_slot):
+        if slot is not None and slot.start <= now:
+            why = f"{slot.label()} 已经开始, 不能再换班"
+            raise RosterError("roster.swap_invalid", reasons=[why], summary=why)
     if work_id == to_work_id:
         raise RosterError("roster.swap_invalid", reasons=["不能与自己换班"],
                           summary="不能与自己换班")
@@ -438,7 +445,8 @@ def decide_swap(session: Session, swap_id: int, *, approve: bool, by: str,
     if row is None:
         raise RosterError("roster.not_found", what="换班申请", key=swap_id)
     if row.status != "pending":
-        raise RosterError("roster.error", detail=f"换班申请 {swap_id} 已处理 ({row.status})")
+        why = f"换班申请 {swap_id} 已处理 ({row.status})"
+        raise RosterError("roster.swap_invalid", reasons=[why], summary=why)  # 409, not 400
     row.status = "approved" if approve else "rejected"
     row.decided_at, row.decided_by = utcnow(), _user(session, by).id
     if approve:

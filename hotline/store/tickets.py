@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hotline.domain import Category, Disposition, Language, Role, TicketStatus
 from hotline.errors import ConflictError, DomainError, NotFoundError
 from hotline.speech.text.masking import mask_numbers
-from hotline.store.tables import Ticket, TicketHistory, User
+from hotline.store.tables import FollowUp, Ticket, TicketHistory, User
 from hotline.store.users import UserView
 
 # 约期答复: the reply is due within this many days (DOMAIN.md: e.g. within 3 days).
@@ -109,6 +109,14 @@ def submit_wrapup(session: Session, ticket_no: str, user: UserView, wrap: WrapUp
         ticket.status = TicketStatus.CLOSED
         ticket.closed_at = now
         ticket.due_at = due  # the follow-up call (回访), when one is wanted
+        session.execute(delete(FollowUp).where(FollowUp.ticket_id == ticket.id,
+                                               FollowUp.reason == "requested",
+                                               FollowUp.done_at.is_(None)))
+        if wrap.follow_up_on is not None:
+            # Offered to the ticket's lawyer on the morning of the day chosen.
+            session.add(FollowUp(ticket_id=ticket.id, reason="requested",
+                                 due_at=datetime.combine(wrap.follow_up_on, time(9), tzinfo=tz),
+                                 assigned_to=ticket.lawyer_id or (None if staff else user.id)))
     if ticket.lawyer_id is None and not staff:
         ticket.lawyer_id = user.id
     session.add(TicketHistory(ticket_id=ticket.id, at=now, from_status=before,
