@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from hotline.domain import Language
 from hotline.roster.model import (
+    DAY_KINDS,
     Lawyer,
     Line,
     Need,
@@ -42,7 +43,7 @@ from hotline.roster.rules import violations
 from hotline.roster.solver import RosterModel, solve
 
 TZ = ZoneInfo("Asia/Shanghai")
-EVERY = ("workday", "weekend", "holiday")
+EVERY = DAY_KINDS
 SKILLS = ["labor", "marriage_family", "contract", "inheritance", "traffic", "debt"]
 FIRMS = ["楚天", "江城", "汉水", "东湖", "珞珈"]
 WEEK2 = [date(2026, 12, d) for d in range(7, 14)]
@@ -68,7 +69,7 @@ def lawyers(rng: random.Random, n: int) -> list[Lawyer]:
         if i % 3 == 0:  # every third lawyer is a labour specialist
             skills["labor"] = rng.randint(3, 5)
         dialects = {Language.CANTONESE} if rng.random() < 0.2 else set()
-        leave = ()
+        leave: tuple[Period, ...] = ()
         if rng.random() < 0.2:
             start = datetime(2026, 12, rng.randint(1, 28), tzinfo=TZ)
             leave = (Period(start, start + timedelta(days=rng.randint(1, 3)), "年假"),)

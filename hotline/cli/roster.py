@@ -127,7 +127,8 @@ def _figures(figures: dict[str, float] | object) -> None:
         return
     names = {"shifts_min": "每人班次最少", "shifts_max": "最多", "nights_spread": "夜班差",
              "weekends_spread": "周末节假日差", "firm_share_deviation": "律所份额偏差(百分点)",
-             "preferred": "满足偏好", "avoided": "排到回避的班", "continuity_changes": "班型切换"}
+             "preferred_hits": "满足偏好", "avoided_hits": "排到回避的班",
+             "continuity_changes": "班型切换"}
     parts = [f"{label} {figures[key]:g}" for key, label in names.items() if key in figures]
     if parts:
         click.echo("公平与偏好: " + ", ".join(parts))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hotline.domain import Language
 from hotline.errors import RosterError
 from hotline.roster.model import (
+    DAY_KINDS,
     Assignment,
     Lawyer,
     Line,
@@ -37,7 +38,7 @@ LINES = {"main": Line("main", "主线"), "sme": Line("sme", "中小企业专线"
 
 
 def templates(*, remote_nights: bool = False) -> Templates:
-    every = ("workday", "weekend", "holiday")
+    every = DAY_KINDS
     return Templates(LINES, (
         ShiftTemplate("N", "夜班", "main", time(0), time(8), dict.fromkeys(every, Need(1)),
                       night=True, remote=remote_nights),

@@ -20,6 +20,7 @@ from hotline.domain import Language
 from hotline.errors import RosterError
 from hotline.roster.explain import explain, prechecks
 from hotline.roster.model import (
+    DAY_KINDS,
     Assignment,
     Lawyer,
     Line,
@@ -38,7 +39,7 @@ from hotline.roster.solver import rest_pairs, solve
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEC1 = date(2026, 12, 1)
-EVERY = ("workday", "weekend", "holiday")
+EVERY = DAY_KINDS
 LINES = {"main": Line("main", "主线"),
          "yue": Line("yue", "方言席", languages=frozenset({Language.CANTONESE}))}
 SKILLS = ("labor", "marriage_family", "contract")
@@ -148,7 +149,11 @@ def test_every_solved_roster_keeps_every_hard_rule(problem: Problem) -> None:
         assert error.code == "roster.infeasible"
         reasons = error.params["reasons"]
         assert reasons and all(isinstance(r, str) and r for r in reasons)
-        event("infeasible")
+        assert error.params["summary"] == "; ".join(reasons[:3])
+        early = prechecks(problem)
+        if early:  # found without a search: exactly what solve() reported
+            assert reasons == early
+        event("infeasible: pre-checks" if early else "infeasible: core")
         return
     event(solution.status)
     assert solution.status in ("optimal", "feasible")
