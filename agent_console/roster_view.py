@@ -65,6 +65,7 @@ ALERTS = {"unstaffed": "无人值班", "overdue": "工单逾期"}
 ON_DUTY = "值班中"
 NOT_YET = "未到班次时间, 暂不分配来电"
 LEAVING = "班次已结束, 处理完当前通话后自动签出"
+ENDED = "班次已结束, 已自动签出"
 
 
 # --- pure text ------------------------------------------------------------------------------
@@ -288,6 +289,8 @@ def duty_state(duty: dict[str, Any] | None) -> tuple[str, str]:
     """The duty state's words and style (empty when the server keeps no duty state)."""
     if duty is None:
         return "", ""
+    if duty.get("ended"):
+        return ENDED, "bold yellow"
     if duty.get("leaving"):
         return LEAVING, "bold yellow"
     if duty.get("in_force") and duty.get("on_duty"):
@@ -298,7 +301,7 @@ def duty_state(duty: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def duty_line(duty: dict[str, Any] | None, shifts: list[dict[str, Any]],
-              now: datetime | None = None) -> Text:
+              now: datetime | None = None, hint: bool = False) -> Text:
     """The lawyer's duty state in one line, with the current or next shift."""
     now = now or datetime.now(UTC)
     current = next((s for s in shifts
@@ -319,7 +322,8 @@ def duty_line(duty: dict[str, Any] | None, shifts: list[dict[str, Any]],
         line.append(f"{'   ' if line else ''}下一班次: {shift_label(coming)}")
     elif current is None:
         line.append(f"{'   ' if line else ''}近期没有排班", style="dim")
-    line.append("   (S 我的班次)", style="dim")
+    if hint:
+        line.append("   (S 我的班次)", style="dim")
     return line
 
 
@@ -369,7 +373,8 @@ class SchedulerScreen(Screen[None]):
         self.view: dict[str, Any] | None = None
         self.coverage: dict[str, Any] | None = None
         self.pending: list[dict[str, Any]] = []
-        self.planning_since: float | None = None
+        self.planning_since: float | None = None  # the solver is running on the server
+        self.planning_month = self.month
         self.replan_preview: str | None = None  # month whose re-plan was previewed
         self.connected = True
 
@@ -389,9 +394,10 @@ class SchedulerScreen(Screen[None]):
         yield Static("", id="banner")
         yield Static("", id="month_bar")
         yield Static("", id="notice")
-        with TabbedContent(id="tabs", initial="tab_grid"):
+        with TabbedContent(id="tabs"):  # the grid first (no `initial`: it races a quick exit)
             with TabPane("班表 (1)", id="tab_grid"):
-                yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True)
+                yield DataTable(id="grid", cursor_type="cell", zebra_stripes=True,
+                                fixed_columns=1)
             with TabPane("覆盖热力图 (2)", id="tab_heat"), VerticalScroll():
                 yield Static("", id="heat")
             with TabPane("规则与公平 (3)", id="tab_rules"), VerticalScroll():
@@ -429,7 +435,8 @@ class SchedulerScreen(Screen[None]):
 
     def refused(self, what: str, exc: ApiError) -> None:
         """A refusal with the server's reasons: above the tabs and in the log."""
-        self.notice(reasons_text(f"{what}: {exc.message}", exc.reasons))
+        self.notice(reasons_text(f"{what}, 原因:" if exc.reasons else f"{what}: {exc.message}",
+                                 exc.reasons))
         self.say(f"{what}: {exc.message}", "bold red")
 
     def connection(self, up: bool, attempt: int) -> None:
@@ -506,8 +513,8 @@ class SchedulerScreen(Screen[None]):
             return
         bar = plan_summary(self.view)
         if self.planning_since is not None:
-            bar.append(f"   排班中… {int(time.monotonic() - self.planning_since)} 秒",
-                       style="bold magenta")
+            bar.append(f"   {month_title(self.planning_month)}排班中… "
+                       f"{int(time.monotonic() - self.planning_since)} 秒", style="bold magenta")
         bar.append("\n表头红字为周末, 红底为法定节假日; [ ] 切换月份, 1-4 切换页面",
                    style="dim")
         self.query_one("#month_bar", Static).update(bar)
@@ -609,10 +616,14 @@ class SchedulerScreen(Screen[None]):
 
     async def action_decide(self, approve: bool) -> None:
         """Approve (the server checks every hard rule first) or reject the selected swap."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.active != "tab_swaps":  # decide only on what is in view
+            self.action_tab("tab_swaps")
+            self.notice(Text("请在换班申请页选中一条申请, 再按 Y 批准或 N 驳回", style="bold"))
+            return
         swap = self.selected_swap()
         if swap is None:
             return
-        self.action_tab("tab_swaps")
         verb = "批准" if approve else "驳回"
         try:
             await self.api.decide_swap(int(swap["id"]), approve)
@@ -653,6 +664,7 @@ class SchedulerScreen(Screen[None]):
     def start_plan(self, *, publish: bool, replan: bool) -> None:
         """Run the solver on the server without blocking the screen."""
         self.planning_since = time.monotonic()
+        self.planning_month = self.month
         what = f"{'重排' if replan else '排班'}中… {month_title(self.month)} (求解可能需要一分钟)"
         self.notice(Text(what, style="bold magenta"))
         self.say(what)
@@ -675,6 +687,7 @@ class SchedulerScreen(Screen[None]):
             return
         finally:
             self.planning_since = None
+            self.draw_bar()
             self.refresh_bindings()
         status = SOLVER_STATUS.get(str(result.get("status")), str(result.get("status")))
         head = (f"{month_title(month)}: {status}, {result.get('assignments', 0)} 人次, "
@@ -702,9 +715,16 @@ class SchedulerScreen(Screen[None]):
 
 
 class DutyStatus(Static):
-    """The desk's one-line duty state (值班中 / 未到班次时间 / 班次已结束)."""
+    """The desk's one-line duty state (值班中 / 未到班次时间 / 班次已结束).
+
+    Events change it at once; it also re-reads ``/roster/mine`` every ``REFRESH`` seconds,
+    because the server sends ``duty`` only when a lawyer's eligibility changes (a roster
+    coming into force while they are on duty changes nothing for them) and the current /
+    next shift move on with the clock.
+    """
 
     EVENTS = ("duty", "shift_start", "shift_end", "follow_up")
+    REFRESH = 60.0
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__("", id=id)
@@ -712,13 +732,23 @@ class DutyStatus(Static):
         self.shifts: list[dict[str, Any]] = []
         self.handover: list[dict[str, Any]] = []  # notes given at the last shift start
         self.known = False  # the server answered /roster/mine
+        self.api: ApiClient | None = None
+
+    def on_mount(self) -> None:
+        """Keep the line current."""
+        self.set_interval(self.REFRESH, self._refresh)
+
+    async def _refresh(self) -> None:
+        if self.api is not None:
+            await self.reload(self.api)
 
     def show(self) -> None:
         """Redraw the line."""
-        self.update(duty_line(self.duty, self.shifts) if self.known else "")
+        self.update(duty_line(self.duty, self.shifts, hint=True) if self.known else "")
 
     async def reload(self, api: ApiClient) -> None:
         """My shifts and duty from the server (quietly: an old server has no roster)."""
+        self.api = api
         try:
             mine = await api.roster_mine()
         except ApiError:
@@ -752,7 +782,8 @@ class DutyStatus(Static):
             else:
                 said.append(("上一班没有留下交接班记录", "dim"))
         elif kind == "shift_end":
-            self.duty = {**(self.duty or {}), "leaving": False, "on_duty": False}
+            self.duty = {**(self.duty or {}), "leaving": False, "on_duty": False,
+                         "ended": True}
             self.shifts = [s for s in self.shifts
                            if datetime.fromisoformat(str(s["end"])) > datetime.now(UTC)]
             said.append(("值班结束: 班次已结束, 您已被自动签出 (别忘了写交接班记录, 按 S)",
@@ -887,7 +918,8 @@ class MyShifts(Vertical):
             reply = await self.api.request_swap(slot_id, to, take,
                                                 self.query_one("#swap_note", Input).value)
         except ApiError as exc:
-            out.update(reasons_text(exc.message, exc.reasons))
+            out.update(reasons_text("无法申请换班, 原因:" if exc.reasons else exc.message,
+                                    exc.reasons))
             return
         out.update(Text(f"换班申请 #{reply.get('id')} 已提交, 等待排班员审批", style="bold green"))
         self.query_one("#swap_to", Input).value = ""

@@ -31,6 +31,7 @@ from textual.widgets import Button, DataTable, Input, RichLog, Static, TextArea
 
 from agent_console.app import ConsoleApp, DeskScreen, WallboardScreen
 from agent_console.roster_view import (
+    ENDED,
     LEAVING,
     NOT_YET,
     ON_DUTY,
@@ -155,18 +156,23 @@ def _assert_grid(screen: SchedulerScreen, view: dict[str, Any]) -> None:
 
 def _pick_swaps(view: dict[str, Any], giver: str, window_end: datetime
                 ) -> tuple[dict[str, Any], str, dict[str, Any], str]:
-    """A swap the rules allow (receiver free the day before, of and after) and one that
-    breaks the rest rule (the receiver works the same day), both of ``giver``'s shifts."""
+    """A swap the rules allow (the receiver's other shifts leave 11 hours of rest) and one
+    that breaks the rest rule (the receiver works the same day), both of ``giver``'s."""
     slots = {s["id"]: s for s in view["slots"]}
     by_lawyer: dict[str, list[dict[str, Any]]] = {}
     for a in view["assignments"]:
         by_lawyer.setdefault(a["work_id"], []).append(slots[a["slot_id"]])
     mine = sorted((s for s in by_lawyer[giver]
                    if datetime.fromisoformat(s["start"]) < window_end), key=lambda s: s["start"])
+    rest = timedelta(hours=11)
+
+    def clash(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        start_a, end_a = datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"])
+        start_b, end_b = datetime.fromisoformat(b["start"]), datetime.fromisoformat(b["end"])
+        return start_b < end_a + rest and start_a < end_b + rest
+
     good = next(((slot, other) for slot in mine for other in LAWYERS if other != giver
-                 and not {s["date"] for s in by_lawyer.get(other, [])}
-                 & {(date.fromisoformat(slot["date"]) + timedelta(days=k)).isoformat()
-                    for k in (-1, 0, 1)}), None)
+                 and not any(clash(slot, t) for t in by_lawyer.get(other, []))), None)
     bad = next(((slot, other) for slot in mine for other in LAWYERS if other != giver
                 and (good is None or slot["id"] != good[0]["id"])
                 and slot["date"] in {s["date"] for s in by_lawyer.get(other, [])}), None)
@@ -201,6 +207,12 @@ async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Pa
         await pilot.press("u")
         await _until(pilot, lambda: (screen.view or {}).get("published"), 15, "published")
         assert "已发布" in _text(screen, "#month_bar")
+        # A published month is re-planned as a preview first, applied with U.
+        await pilot.press("p")
+        await _until(pilot, lambda: "重排预览" in _text(screen, "#notice"), 60, "preview")
+        assert "撤下 0 处, 排上 0 处" in _text(screen, "#notice")
+        await pilot.press("u")
+        await _until(pilot, lambda: "重排已发布" in _text(screen, "#notice"), 60, "replan")
         assert "没有违反硬性规则" in _text(screen, "#rules")
         assert "每人班次最少" in _text(screen, "#rules")
 
@@ -289,7 +301,7 @@ async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Pa
                                     "leaving": True, **duty})
         assert LEAVING in _text(desk, "#duty")
         await desk.on_server_event({"type": "shift_end", "work_id": giver, "why": "shift_end"})
-        assert "已被自动签出" in _log(desk)
+        assert "已被自动签出" in _log(desk) and ENDED in _text(desk, "#duty")
         await pilot.press("ctrl+q")
 
     lawyer = await _api(server, giver)
@@ -341,14 +353,69 @@ async def test_scheduler_and_lawyer_roster_screens(start_node: Any, tmp_path: Pa
                                                           "已过 10 分钟仍无人签入"})
         await board.on_server_event({"type": "alert", "kind": "overdue", "ticket_no": "T-1",
                                      "text": "工单 T-1 已逾期未办结"})
-        log = _log(board)
-        assert "无人值班: 12月01日 08:00" in log and "工单逾期: 工单 T-1" in log
+        await _until(pilot, lambda: "无人值班: 12月01日 08:00" in _log(board)
+                     and "工单逾期: 工单 T-1" in _log(board), 5, "alerts in the log")
         await pilot.press("ctrl+q")
+
+
+def _on_duty_now(view: dict[str, Any]) -> set[str] | None:
+    """Lawyers of the shifts running now; None when no shift runs (roster not in force)."""
+    now = datetime.now().astimezone()
+    running = {s["id"] for s in view["slots"] if datetime.fromisoformat(s["start"]) <= now
+               < datetime.fromisoformat(s["end"])}
+    if not running:
+        return None
+    return {a["work_id"] for a in view["assignments"] if a["slot_id"] in running}
+
+
+@pytest.mark.timeout(120)
+async def test_lawyer_desk_follows_the_duty_keeper(start_node: Any, tmp_path: Path) -> None:
+    """With telephony on, the server's duty keeper decides: a lawyer logged in before the
+    roster is published takes calls (roster not in force), then hears that their shift
+    has not started (a real ``duty`` event); a lawyer on the running shift sees 值班中."""
+    shifts = tmp_path / "shifts.yaml"
+    shifts.write_text(SHIFTS, encoding="utf-8")
+    node = start_node(1, roster_templates=str(shifts))
+    _seed(node, shifts)
+    server = f"http://127.0.0.1:{node['api']}"
+    http = await _api(server, SCHEDULER)
+    reply = await http.post("/roster/plan", json={"month": THIS_MONTH})  # a draft
+    assert reply.status_code == 200, reply.text
+    view = (await http.get("/roster", params={"month": THIS_MONTH})).json()
+    on_duty = _on_duty_now(view)
+    off = next(w for w in LAWYERS if not on_duty or w not in on_duty)
+
+    app = ConsoleApp(server, off, phone=f"sip:{off}@127.0.0.1:5999", state_dir=tmp_path / off)
+    async with app.run_test(size=(140, 40)) as pilot:
+        desk = await _login(pilot, app, DeskScreen)
+        await _until(pilot, lambda: (desk.agent or {}).get("status") == "available", 15,
+                     "signed in")
+        await _until(pilot, lambda: "值班表未生效" in _text(desk, "#duty"), 10, "no roster")
+        reply = await http.post("/roster/publish", json={"month": THIS_MONTH})
+        assert reply.status_code == 200, reply.text
+        if on_duty is not None:  # a shift runs now (not 00:00–08:00 with these templates)
+            await _until(pilot, lambda: NOT_YET in _text(desk, "#duty"), 10, "duty event")
+            assert f"值班状态: {NOT_YET}" in _log(desk)
+            mine = await _api(server, off)
+            assert (await mine.get("/agent")).json()["on_duty"] is False
+            await mine.aclose()
+        await pilot.press("ctrl+q")
+
+    if on_duty:
+        lawyer = sorted(on_duty)[0]
+        app = ConsoleApp(server, lawyer, phone=f"sip:{lawyer}@127.0.0.1:5999",
+                         state_dir=tmp_path / lawyer)
+        async with app.run_test(size=(140, 40)) as pilot:
+            desk = await _login(pilot, app, DeskScreen)
+            await _until(pilot, lambda: ON_DUTY in _text(desk, "#duty"), 15, "on duty")
+            assert "[main]" in _text(desk, "#duty")
+            await pilot.press("ctrl+q")
+    await http.aclose()
 
 
 def test_heat_map_colours_and_months() -> None:
     coverage = {"month": "2026-12", "first": "2026-12-01",
-                "staffed": [[0] * 8 + [2] * 8 + [1] * 8], "need": [[0] * 8 + [1] * 16]}
+                "staffed": [[1] * 8 + [0] * 8 + [1] * 8], "need": [[0] * 8 + [1] * 16]}
     text = heat_map(coverage)
     assert isinstance(text, Group)
     plain = _plain(text)
