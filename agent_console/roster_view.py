@@ -30,6 +30,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -424,12 +425,18 @@ class SchedulerScreen(Screen[None]):
 
     def say(self, text: str, style: str = "") -> None:
         """A line in the message log (with the time)."""
-        self.query_one("#log", RichLog).write(
-            Text.assemble((time.strftime("%H:%M:%S "), "dim"), (text, style)))
+        try:
+            self.query_one("#log", RichLog).write(
+                Text.assemble((time.strftime("%H:%M:%S "), "dim"), (text, style)))
+        except NoMatches:  # a late reply while the console closes
+            pass
 
     def notice(self, text: Text | str | None) -> None:
         """The result of the last action above the tabs (None hides it)."""
-        box = self.query_one("#notice", Static)
+        try:
+            box = self.query_one("#notice", Static)
+        except NoMatches:
+            return
         box.update(text or "")
         box.set_class(bool(text), "shown")
 
@@ -496,6 +503,12 @@ class SchedulerScreen(Screen[None]):
 
     def draw(self) -> None:
         """Every panel from the loaded data."""
+        try:
+            self._draw()
+        except NoMatches:  # replies that arrive while the console closes draw nothing
+            pass
+
+    def _draw(self) -> None:
         view = self.view
         if view is None:
             return
@@ -509,7 +522,7 @@ class SchedulerScreen(Screen[None]):
 
     def draw_bar(self) -> None:
         """The month line (and the solver's progress)."""
-        if self.view is None:
+        if self.view is None or not self.is_attached:
             return
         bar = plan_summary(self.view)
         if self.planning_since is not None:
@@ -517,7 +530,10 @@ class SchedulerScreen(Screen[None]):
                        f"{int(time.monotonic() - self.planning_since)} 秒", style="bold magenta")
         bar.append("\n表头红字为周末, 红底为法定节假日; [ ] 切换月份, 1-4 切换页面",
                    style="dim")
-        self.query_one("#month_bar", Static).update(bar)
+        try:
+            self.query_one("#month_bar", Static).update(bar)
+        except NoMatches:
+            pass
 
     def tick(self) -> None:
         """Once a second: the solver's elapsed time."""
@@ -847,6 +863,12 @@ class MyShifts(Vertical):
     async def load(self) -> None:
         """My shifts, my swap requests and the last day's handover notes."""
         try:
+            await self._load()
+        except NoMatches:  # the form was closed before the replies came
+            pass
+
+    async def _load(self) -> None:
+        try:
             self.mine = await self.api.roster_mine()
         except ApiError as exc:
             self.query_one("#duty_state", Static).update(Text(exc.message, style="bold red"))
@@ -879,6 +901,8 @@ class MyShifts(Vertical):
         try:
             swaps = await self.api.swaps()
         except ApiError:
+            return
+        if not self.is_attached:
             return
         if not swaps:
             self.query_one("#my_swaps", Static).update("")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -80,12 +81,7 @@ def plan_cmd(app: AppContext, month: str, publish: bool, replan: bool, staffing:
             result = plan_month(session, settings, month, need=need, publish=publish,
                                 replan=replan, by=by, time_limit=time_limit)
         except RosterError as exc:
-            if exc.code == "roster.infeasible":
-                click.echo("无法排出满足全部硬性规则的班表, 原因:", err=True)
-                for reason in exc.params.get("reasons", []):
-                    click.echo(f"  - {reason}", err=True)
-                raise click.exceptions.Exit(1) from None
-            raise
+            _refused(exc, "roster.infeasible", "无法排出满足全部硬性规则的班表, 原因:")
     sol = result.solution
     click.echo(f"求解结果: {'最优' if sol.status == 'optimal' else '可行'}, 目标值 "
                f"{sol.objective:g} (下界 {sol.bound:g}), 用时 {sol.seconds:.1f} 秒, "
@@ -102,6 +98,16 @@ def plan_cmd(app: AppContext, month: str, publish: bool, replan: bool, staffing:
         click.echo(f"{month} 班表已发布")
     else:
         click.echo(f"草稿已保存; 用 'hotline roster publish --month {month}' 发布")
+
+
+def _refused(exc: RosterError, code: str, headline: str) -> NoReturn:
+    """Print every reason of a refusal with ``code`` (exit 1); other errors go on up."""
+    if exc.code != code:
+        raise exc
+    click.echo(headline, err=True)
+    for reason in exc.params.get("reasons", []):
+        click.echo(f"  - {reason}", err=True)
+    raise click.exceptions.Exit(1) from None
 
 
 def _staffing_need(app: AppContext) -> dict[str, int]:
@@ -350,12 +356,7 @@ def _decide(app: AppContext, swap_id: int, approve: bool, by: str) -> None:
         try:
             decide_swap(session, app.settings, swap_id, approve=approve, by=by)
         except RosterError as exc:
-            if exc.code == "roster.swap_invalid":
-                click.echo("换班不符合排班规则, 未批准:", err=True)
-                for reason in exc.params.get("reasons", []):
-                    click.echo(f"  - {reason}", err=True)
-                raise click.exceptions.Exit(1) from None
-            raise
+            _refused(exc, "roster.swap_invalid", "未能处理换班申请:")
     click.echo(f"换班申请 {swap_id} 已{'批准' if approve else '驳回'}")
 
 

@@ -22,6 +22,7 @@ from phones import Ua, close_all, make_tone  # noqa: E402
 from textual.widgets import Input, Select, Static, TextArea, Tree
 
 from agent_console.app import ConsoleApp, DeskScreen, WallboardScreen, WrapUpScreen
+from agent_console.roster_view import SchedulerScreen
 
 CALLER = Path(__file__).with_name("sip_caller.py")
 PASSWORD = "correct-horse-1"
@@ -234,12 +235,13 @@ async def test_console_says_when_the_server_goes_and_comes_back(start_node, tmp_
     _add_user(node, "8001", "lawyer", "sip:8001@127.0.0.1:5999")
     _add_user(node, "7001", "scheduler")
     server = f"http://127.0.0.1:{node['api']}"
-    # A scheduler has no desk: a clear message on the login screen, no crash.
+    # A scheduler gets the roster screen (no desk).
     app = ConsoleApp(server, "7001", state_dir=tmp_path / "s")
     async with app.run_test(size=(120, 40)) as pilot:
         await _login(pilot, app)
-        await _until(pilot, lambda: "没有坐席" in _text(app.screen, "#login_error"), 10,
-                     "role refusal")
+        await _until(pilot, lambda: isinstance(app.screen, SchedulerScreen), 10,
+                     "scheduler screen")
+        await pilot.press("ctrl+q")
     app = ConsoleApp(server, "9001", state_dir=tmp_path / "s")
     async with app.run_test(size=(120, 40)) as pilot:
         await _login(pilot, app)
