@@ -52,6 +52,7 @@ from agent_console.roster_view import (
     alert_text,
     follow_up_text,
 )
+from agent_console.screen import MainScreen
 from agent_console.softphone import (
     Headset,
     SilentHeadset,
@@ -164,62 +165,6 @@ class LoginScreen(Screen[None]):
         """The app, typed."""
         assert isinstance(self.app, ConsoleApp)
         return self.app
-
-
-class MainScreen(Screen[None]):
-    """What the lawyer's and the supervisor's screens share: banner, log, connection."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.connected = True
-
-    @property
-    def console(self) -> ConsoleApp:
-        """The app, typed."""
-        assert isinstance(self.app, ConsoleApp)
-        return self.app
-
-    @property
-    def api(self) -> ApiClient:
-        """The API client."""
-        return self.console.api
-
-    def say(self, text: str, style: str = "") -> None:
-        """A line in the message log (with the time)."""
-        self.query_one("#log", RichLog).write(
-            Text.assemble((time.strftime("%H:%M:%S "), "dim"), (text, style)))
-
-    async def run_api(self, method: str, path: str, body: dict[str, Any] | None = None,
-                      done: str = "") -> Any:
-        """Call the API; errors go to the log (never a traceback)."""
-        try:
-            result = await self.api.call(method, path, body)
-        except ApiError as exc:
-            self.say(exc.message, "bold red")
-            return None
-        if done:
-            self.say(done, "green")
-        return result
-
-    def connection(self, up: bool, attempt: int) -> None:
-        """The event stream went away or came back."""
-        banner = self.query_one("#banner", Static)
-        if up:
-            banner.update("已重新连接服务器")
-            banner.add_class("back")
-            self.set_timer(3.0, lambda: banner.remove_class("shown"))
-            if not self.connected:
-                self.say("已重新连接服务器", "green")
-        else:
-            banner.remove_class("back")
-            banner.add_class("shown")
-            banner.update(f"与服务器的连接已断开, 正在重新连接… (第 {attempt} 次)")
-            if self.connected:
-                self.say("与服务器的连接已断开, 正在自动重连", "bold red")
-        self.connected = up
-
-    async def on_server_event(self, event: dict[str, Any]) -> None:
-        """One event from the server (overridden)."""
 
 
 class DeskScreen(MainScreen):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -31,7 +31,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     DataTable,
@@ -47,9 +47,7 @@ from textual.widgets import (
 )
 
 from agent_console.client import ApiClient, ApiError
-
-if TYPE_CHECKING:
-    from agent_console.app import ConsoleApp
+from agent_console.screen import MainScreen
 
 WEEKDAY_ONE = "一二三四五六日"
 WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
@@ -342,7 +340,7 @@ def handover_lines(notes: list[dict[str, Any]]) -> list[Text]:
 # --- the scheduler ---------------------------------------------------------------------------
 
 
-class SchedulerScreen(Screen[None]):
+class SchedulerScreen(MainScreen):
     """The scheduler's month: grid, coverage heat map, rules and fairness, swap requests."""
 
     DEFAULT_CSS = """
@@ -377,17 +375,6 @@ class SchedulerScreen(Screen[None]):
         self.planning_since: float | None = None  # the solver is running on the server
         self.planning_month = self.month
         self.replan_preview: str | None = None  # month whose re-plan was previewed
-        self.connected = True
-
-    @property
-    def console(self) -> ConsoleApp:
-        """The app, typed."""
-        return cast("ConsoleApp", self.app)
-
-    @property
-    def api(self) -> ApiClient:
-        """The API client."""
-        return self.console.api
 
     def compose(self) -> ComposeResult:
         """Month line, notice, the four pages, the log."""
@@ -423,14 +410,6 @@ class SchedulerScreen(Screen[None]):
 
     # --- messages -------------------------------------------------------------------------
 
-    def say(self, text: str, style: str = "") -> None:
-        """A line in the message log (with the time)."""
-        try:
-            self.query_one("#log", RichLog).write(
-                Text.assemble((time.strftime("%H:%M:%S "), "dim"), (text, style)))
-        except NoMatches:  # a late reply while the console closes
-            pass
-
     def notice(self, text: Text | str | None) -> None:
         """The result of the last action above the tabs (None hides it)."""
         try:
@@ -445,23 +424,6 @@ class SchedulerScreen(Screen[None]):
         self.notice(reasons_text(f"{what}, 原因:" if exc.reasons else f"{what}: {exc.message}",
                                  exc.reasons))
         self.say(f"{what}: {exc.message}", "bold red")
-
-    def connection(self, up: bool, attempt: int) -> None:
-        """The event stream went away or came back."""
-        banner = self.query_one("#banner", Static)
-        if up:
-            banner.update("已重新连接服务器")
-            banner.add_class("back")
-            self.set_timer(3.0, lambda: banner.remove_class("shown"))
-            if not self.connected:
-                self.say("已重新连接服务器", "green")
-        else:
-            banner.remove_class("back")
-            banner.add_class("shown")
-            banner.update(f"与服务器的连接已断开, 正在重新连接… (第 {attempt} 次)")
-            if self.connected:
-                self.say("与服务器的连接已断开, 正在自动重连", "bold red")
-        self.connected = up
 
     async def on_server_event(self, event: dict[str, Any]) -> None:
         """Roster alerts (if the server sends them to schedulers); reload on reconnection."""

@@ -29,7 +29,7 @@ def site(tmp_path):
     config.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n'
         f'[paths]\nvar = "{tmp_path / "var"}"\nflows = "{ROOT / "ivr_flows"}"\n'
-        f'[roster]\ntemplates = "{ROOT / "roster" / "shifts.yaml"}"\nsolver_seconds = 8\n',
+        f'[roster]\ntemplates = "{ROOT / "roster" / "shifts.yaml"}"\nsolver_seconds = 5\n',
         encoding="utf-8")
 
     def run(*args):

@@ -62,21 +62,21 @@ def test_commands_are_exported() -> None:
 
 def test_not_upgraded_database(run: Run) -> None:
     assert run("db", "current") == (
-        0, "数据库尚未初始化 (最新版本 0002); 请运行 hotline db upgrade\n", "")
+        0, "数据库尚未初始化 (最新版本 0003); 请运行 hotline db upgrade\n", "")
     code, out, err = run("users", "list")
     assert (code, out) == (1, "")
-    assert err == "错误: 数据库结构不是最新版本 (当前 无, 需要 0002); 请运行 hotline db upgrade\n"
+    assert err == "错误: 数据库结构不是最新版本 (当前 无, 需要 0003); 请运行 hotline db upgrade\n"
 
 
 def test_upgrade_then_current(run: Run) -> None:
     code, out, err = run("db", "upgrade")
     assert (code, err) == (0, "")
-    assert out.startswith("数据库已升级: 空库 → 0002 (")
+    assert out.startswith("数据库已升级: 空库 → 0003 (")
     assert out.endswith("), 已同步 8 个队列\n")
     assert out.count("\n") == 1
     code, out, _ = run("db", "upgrade")
-    assert code == 0 and out.startswith("数据库已是最新版本 0002 (")
-    assert run("db", "current") == (0, "数据库版本 0002 (已是最新)\n", "")
+    assert code == 0 and out.startswith("数据库已是最新版本 0003 (")
+    assert run("db", "current") == (0, "数据库版本 0003 (已是最新)\n", "")
 
 
 def test_users_add_reads_password_from_stdin(run: Run, db_url: str) -> None:
