@@ -67,6 +67,10 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
+    except ValueError:
+        # Looks like a date or time but is none (2026-13-01): keep the text, so that the
+        # property's own check reports it at its file:line instead of the loader crashing.
+        return str(node.value)
     finally:
         loader.dispose()
 

@@ -889,3 +889,17 @@ def test_timeout_typo_is_not_pointed_at_speech_timeout(check):
           otherwise: bye
         """))
     assert "是否想写 'speech_timeout'?" in lines[0]
+
+
+def test_an_impossible_date_in_a_calendar_is_a_located_problem(tmp_path, monkeypatch):
+    """A value YAML takes for a date but cannot build (month 13) must not crash the loader."""
+    monkeypatch.chdir(tmp_path)
+    flows = tmp_path / "flows"
+    shutil.copytree(SHIPPED, flows)
+    calendar = flows / "calendars" / "china.yaml"
+    text = calendar.read_text(encoding="utf-8")
+    calendar.write_text(text.replace("to: 2026-01-03}", "to: 2026-13-03}"), encoding="utf-8")
+    _, problems = check_folder(flows, load_settings(environ={}))
+    rendered = [p.render() for p in problems]
+    assert any(line.startswith(f"{calendar}:") and "'2026-13-03' 无效" in line
+               for line in rendered), rendered
