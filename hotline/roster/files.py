@@ -25,8 +25,6 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from hotline.domain import Category, Language
 from hotline.errors import RosterError
 from hotline.ivr.loader import Document, Path_, read_file
@@ -101,40 +99,13 @@ class _Problems:
 
 
 def _read_yaml(file: Path, display: str, problems: _Problems) -> Document | None:
-    """The IVR loader's document, with a value YAML cannot build (``2026-13-01``) reported."""
-    try:
-        doc, found = read_file(file, max_bytes=MAX_FILE_BYTES, display=display)
-    except ValueError as exc:  # a timestamp-looking scalar that is no real date
-        line, value = _unbuildable(file)
-        problems.add(line, f"值 {value!r} 无效 ({exc}); 日期应为 YYYY-MM-DD, 例如 2026-12-10")
-        return None
+    """The IVR loader's document and its problems.
+
+    A value YAML cannot build (``2026-13-01``) stays text, reported by the field's check.
+    """
+    doc, found = read_file(file, max_bytes=MAX_FILE_BYTES, display=display)
     problems.add_loader(found)
     return doc
-
-
-def _unbuildable(file: Path) -> tuple[int, str]:
-    """Line and text of the first scalar PyYAML's safe constructor refuses."""
-    try:
-        root = yaml.compose(file.read_text(encoding="utf-8-sig"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return 1, ""
-    stack = [root] if root is not None else []
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, yaml.ScalarNode):
-            loader = yaml.SafeLoader("")
-            try:
-                loader.construct_object(node, deep=True)
-            except ValueError:
-                return node.start_mark.line + 1, str(node.value)
-            finally:
-                loader.dispose()
-        elif isinstance(node, yaml.MappingNode):
-            stack[:0] = [n for pair in node.value for n in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            stack[:0] = list(node.value)
-    return 1, ""
-
 
 def _hint(name: str, known: Iterable[str]) -> str:
     """``, 是否想写 'x'?`` for the closest known name (or a known name containing it)."""

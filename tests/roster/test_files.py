@@ -536,7 +536,7 @@ BROKEN_LAWYERS = [
     unavailable:
       - from: 2026-12-10
         to: 2026-13-01
-""", [(5, "值 '2026-13-01' 无效 (month must be in 1..12); 日期应为 YYYY-MM-DD")]),
+""", [(5, "律师 A1 unavailable[0].to: 日期 '2026-13-01' 无效")]),
     ("period ending before it starts", """\
   - work_id: A1
     unavailable:
