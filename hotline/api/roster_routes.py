@@ -20,7 +20,7 @@ from hotline.config import Settings
 from hotline.domain import Role
 from hotline.errors import AuthError
 from hotline.roster import rules as roster_rules
-from hotline.roster.model import Slot
+from hotline.roster.model import Slot, hours_of
 from hotline.roster.planning import decide_swap, month_problem, plan_month
 from hotline.store import roster as store
 from hotline.store.session import session_scope
@@ -136,40 +136,33 @@ def roster_router(factory: sessionmaker[Session], current_user: Any, settings: S
                        month: Annotated[str, Query(pattern=MONTH)]) -> dict[str, Any]:
         if user.role is Role.LAWYER:
             raise AuthError("auth.denied")
-        view = await asyncio.to_thread(month_view, month, user)
         first, end = store.month_span(month)
+
+        def read() -> tuple[store.Roster, dict[str, Any]]:
+            # Shifts and assignments only: no rule check or fairness figures for a heat map.
+            with session_scope(factory) as session:
+                roster = store.load_roster(session, first, end, tz)
+                if not roster.slots:
+                    roster = store.load_roster(session, first, end, tz, published=False)
+                plan = store.latest_plan(session, month)
+                return roster, dict(plan.need) if plan is not None else {}
+
+        roster, hourly = await asyncio.to_thread(read)
         days = (end - first).days
         staffed = [[0] * 24 for _ in range(days)]
-        need = [[0] * 24 for _ in range(days)]
-        slots = {s["id"]: s for s in view["slots"]}
-        hourly = (view["plan"] or {}).get("need") or {}
-        for d in range(days):
-            weekday = (first + timedelta(days=d)).weekday()
-            for h in range(24):
-                need[d][h] = int(hourly.get(f"{weekday}-{h}", 0))
-
-        def hours(slot: dict[str, Any]) -> list[tuple[int, int]]:
-            start = datetime.fromisoformat(slot["start"]).astimezone(tz)
-            stop = datetime.fromisoformat(slot["end"]).astimezone(tz)
-            out = []
-            at = start.replace(minute=0, second=0, microsecond=0)
-            while at < stop:
-                d = (at.date() - first).days
-                if 0 <= d < days:
-                    out.append((d, at.hour))
-                at += timedelta(hours=1)
-            return out
-
-        template_need = [[0] * 24 for _ in range(days)]
-        for slot in slots.values():
-            for d, h in hours(slot):
-                template_need[d][h] += slot["need"]["lawyers"]
-        for a in view["assignments"]:
-            for d, h in hours(slots[a["slot_id"]]):
+        planned = [[0] * 24 for _ in range(days)]
+        cells = {s.id: [((at.date() - first).days, at.hour) for at in hours_of(s)
+                        if 0 <= (at.date() - first).days < days] for s in roster.slots}
+        for slot in roster.slots:
+            for d, h in cells[slot.id]:
+                planned[d][h] += slot.need.lawyers
+        for a in roster.assignments:
+            for d, h in cells[a.slot_id]:
                 staffed[d][h] += 1
-        for d in range(days):
-            for h in range(24):
-                need[d][h] = max(need[d][h], template_need[d][h])
+        # The need: the staffing figure of the hour of the week, or the shifts' head-counts.
+        need = [[max(planned[d][h],
+                     int(hourly.get(f"{(first + timedelta(days=d)).weekday()}-{h}", 0)))
+                 for h in range(24)] for d in range(days)]
         return {"month": month, "first": first.isoformat(), "staffed": staffed, "need": need}
 
     @router.get("/mine", summary="我的班次与值班状态")

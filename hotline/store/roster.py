@@ -405,11 +405,13 @@ def request_swap(session: Session, work_id: str, slot_id: str, to_work_id: str, 
 
 
 def swaps(session: Session, tz: tzinfo, *, status: str | None = None,
-          work_id: str | None = None) -> list[SwapView]:
-    """Swap requests, newest first (one lawyer's: asked by or of them)."""
+          work_id: str | None = None, swap_id: int | None = None) -> list[SwapView]:
+    """Swap requests, newest first (one lawyer's: asked by or of them; or one by id)."""
     q = select(SwapRequest).order_by(SwapRequest.id.desc())
     if status:
         q = q.where(SwapRequest.status == status)
+    if swap_id is not None:
+        q = q.where(SwapRequest.id == swap_id)
     views = []
     names = dict(session.execute(select(User.id, User.work_id)).all())
     for r in session.scalars(q):
@@ -463,7 +465,7 @@ def decide_swap(session: Session, swap_id: int, *, approve: bool, by: str,
                                          remote=_remote(after, session, take, give.user_id,
                                                         tz)))
     session.flush()
-    return next(v for v in swaps(session, tz) if v.id == swap_id)
+    return swap_parts(session, swap_id, tz)
 
 
 def _remote(after: Sequence[Assignment] | None, session: Session, row: RosterAssignment,
@@ -475,9 +477,8 @@ def _remote(after: Sequence[Assignment] | None, session: Session, row: RosterAss
 
 def swap_parts(session: Session, swap_id: int, tz: tzinfo) -> SwapView:
     """One swap request."""
-    for v in swaps(session, tz):
-        if v.id == swap_id:
-            return v
+    for v in swaps(session, tz, swap_id=swap_id):
+        return v
     raise RosterError("roster.not_found", what="换班申请", key=swap_id)
 
 
